@@ -1,0 +1,3 @@
+"""The `mg` umbrella command."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,263 @@
+"""Streaming readers and atomic writers for JSONL, JSON and Parquet.
+
+Readers yield `(line, row, error)`: `line` is 1-based (the line in a text file, the row number in Parquet),
+`row` the parsed value (or, with an error, the raw text of the line), `error` None or why the line could
+not be parsed. Bad lines never stop a
+read, so every problem in a file can be reported in one pass. Memory stays flat: JSONL is read a line at
+a time, a JSON array an element at a time, Parquet a record batch at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from tqdm import tqdm
+
+from mg_data.errors import DataError
+
+FILE_TYPES = ("jsonl", "json", "parquet")
+_BOM = b"\xef\xbb\xbf"
+_CHUNK = 1 << 20
+
+Item = tuple[int, Any, str | None]
+
+
+def file_type(path: str | os.PathLike) -> str:
+    """The file type from the name: .jsonl/.ndjson, .json, .parquet."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix in (".json", ".parquet"):
+        return suffix[1:]
+    raise DataError(f"{path}: unknown file type {suffix or '(none)'!r}; use .jsonl, .json or .parquet")
+
+
+def _progress(total: int, unit: str, path: str, show: bool | None) -> tqdm:
+    # disable=None lets tqdm turn itself off when stderr is not a terminal (CI logs, pipes).
+    return tqdm(total=total, unit=unit, unit_scale=True, desc=Path(path).name, disable=None if show is None else not show,
+                leave=False, dynamic_ncols=True)
+
+
+def iter_rows(path: str | os.PathLike, *, show_progress: bool | None = None) -> Iterator[Item]:
+    """Yield `(line, row, error)` for every row of a JSONL, JSON or Parquet file."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    kind = file_type(path)
+    if kind == "parquet":
+        yield from _iter_parquet(path, show_progress)
+        return
+    with open(path, "rb") as f, _progress(os.path.getsize(path), "B", path, show_progress) as bar:
+        yield from (_iter_jsonl(f, bar) if kind == "jsonl" else _iter_json_array(f, path, bar))
+
+
+def _iter_jsonl(f: IO[bytes], bar: tqdm) -> Iterator[Item]:
+    for n, line in enumerate(f, 1):
+        bar.update(len(line))
+        if n == 1 and line.startswith(_BOM):
+            line = line[len(_BOM):]
+        if not line.strip():
+            continue  # blank lines are not rows
+        try:
+            yield n, json.loads(line), None
+        except UnicodeDecodeError as e:
+            yield n, _raw(line), f"not valid UTF-8 ({e.reason} at byte {e.start})"
+        except json.JSONDecodeError as e:
+            yield n, _raw(line), f"malformed JSON: {e.msg} at column {e.colno}"
+
+
+def _raw(line: bytes) -> str:
+    """The text of an unparsable line, for the rejects file."""
+    return line.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def _iter_json_array(f: IO[bytes], path: str, bar: tqdm) -> Iterator[Item]:
+    """Decode a top-level JSON array element by element, reading the file in chunks."""
+    decoder = json.JSONDecoder()
+    try:
+        text = f.read(_CHUNK).decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not valid UTF-8 ({e.reason})") from None
+    pending = b""  # bytes of a multi-byte character split by a chunk boundary
+    line, pos, eof = 1, 0, False
+
+    def more() -> bool:
+        nonlocal text, pos, pending, eof
+        if eof:
+            return False
+        chunk = f.read(_CHUNK)
+        bar.update(len(chunk))
+        if not chunk:
+            eof = True
+            return False
+        data = pending + chunk
+        cut = len(data)
+        while cut > 0 and (data[cut - 1] & 0xC0) == 0x80:
+            cut -= 1  # step back over continuation bytes...
+        if cut > 0 and data[cut - 1] >= 0xC0:
+            cut -= 1  # ...and the lead byte of the unfinished character
+        else:
+            cut = len(data)
+        pending = data[cut:]
+        text = text[pos:] + data[:cut].decode("utf-8", errors="strict")
+        pos = 0
+        return True
+
+    def skip_ws() -> None:
+        nonlocal pos, line
+        while True:
+            while pos < len(text) and text[pos] in " \t\r\n":
+                line += text[pos] == "\n"
+                pos += 1
+            if pos < len(text) or not more():
+                return
+
+    skip_ws()
+    if pos >= len(text) or text[pos] != "[":
+        raise DataError(f"{path}:{line}: a .json file must hold a JSON array of rows (use .jsonl for one row per line)")
+    pos += 1
+    first = True
+    while True:
+        skip_ws()
+        if pos >= len(text):
+            raise DataError(f"{path}:{line}: unexpected end of file inside the JSON array")
+        if text[pos] == "]":
+            return
+        if not first:
+            if text[pos] != ",":
+                raise DataError(f"{path}:{line}: expected ',' or ']' between rows")
+            pos += 1
+            skip_ws()
+        first = False
+        while True:
+            try:
+                value, end = decoder.raw_decode(text, pos)
+                break
+            except json.JSONDecodeError as e:
+                if not more():  # a complete document that still fails is malformed, not truncated
+                    where = line + text.count("\n", pos, e.pos)
+                    raise DataError(f"{path}:{where}: malformed JSON: {e.msg}") from None
+        yield line, value, None
+        line += text.count("\n", pos, end)
+        pos = end
+
+
+def _iter_parquet(path: str, show_progress: bool | None) -> Iterator[Item]:
+    pq = _pyarrow_parquet()
+    pf = pq.ParquetFile(path)
+    n = 0
+    with _progress(pf.metadata.num_rows, "rows", path, show_progress) as bar:
+        for batch in pf.iter_batches(batch_size=4096):
+            for row in batch.to_pylist():
+                n += 1
+                yield n, row, None
+            bar.update(batch.num_rows)
+
+
+def _pyarrow_parquet():
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError("Parquet needs pyarrow: pip install 'mg-data[parquet]'") from None
+    return pq
+
+
+class AtomicWriter:
+    """Write rows to a temp file beside the target and rename it into place on success.
+
+    An interrupted or failed run leaves the previous file (or no file) behind, never half a file.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, parquet_batch: int = 10_000):
+        self.path = str(path)
+        self.kind = file_type(self.path)
+        self.count = 0
+        self._parquet_batch = parquet_batch
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory)
+        self._f = os.fdopen(fd, "wb")
+        self._buffer: list[dict] = []
+        self._pq_writer = None
+        if self.kind == "json":
+            self._f.write(b"[")
+
+    def write(self, row: Any) -> None:
+        if self.kind == "parquet":
+            self._buffer.append(row)
+            if len(self._buffer) >= self._parquet_batch:
+                self._flush_parquet()
+        else:
+            data = json.dumps(row, ensure_ascii=False).encode("utf-8")
+            if self.kind == "json":
+                self._f.write(b"\n" if self.count == 0 else b",\n")
+            self._f.write(data)
+            if self.kind == "jsonl":
+                self._f.write(b"\n")
+        self.count += 1
+
+    def _flush_parquet(self) -> None:
+        if not self._buffer:
+            return
+        import pyarrow as pa
+
+        pq = _pyarrow_parquet()
+        if self._pq_writer is None:
+            table = pa.Table.from_pylist(self._buffer)
+            # A column that is null in every row of the first batch gets a real type, so later rows fit.
+            schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema])
+            table = table.cast(schema)
+            self._pq_writer = pq.ParquetWriter(self._f, schema)
+        else:
+            try:
+                table = pa.Table.from_pylist(self._buffer, schema=self._pq_writer.schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+                raise DataError(
+                    f"{self.path}: rows after row {self.count - len(self._buffer)} have other column types than the "
+                    f"first rows ({e}); write .jsonl instead"
+                ) from None
+        self._pq_writer.write_table(table)
+        self._buffer = []
+
+    def commit(self) -> None:
+        if self.kind == "parquet":
+            self._flush_parquet()
+            if self._pq_writer is None:  # no rows: still write a valid (empty) file
+                import pyarrow as pa
+
+                self._pq_writer = _pyarrow_parquet().ParquetWriter(self._f, pa.schema([]))
+            self._pq_writer.close()
+        elif self.kind == "json":
+            self._f.write(b"\n]\n" if self.count else b"]\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+    def __enter__(self) -> AtomicWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def write_rows(path: str | os.PathLike, rows) -> int:
+    """Write an iterable of rows atomically; return how many were written."""
+    with AtomicWriter(path) as w:
+        for row in rows:
+            w.write(row)
+    return w.count

@@ -1,0 +1,8 @@
+from importlib.metadata import version
+
+import mg_serve
+
+
+def test_version_matches_distribution_metadata():
+    # The version lives in two places (pyproject and __init__); a release that bumps one must bump both.
+    assert mg_serve.__version__ == version("mg-serve")

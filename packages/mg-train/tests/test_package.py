@@ -1,0 +1,8 @@
+from importlib.metadata import version
+
+import mg_train
+
+
+def test_version_matches_distribution_metadata():
+    # The version lives in two places (pyproject and __init__); a release that bumps one must bump both.
+    assert mg_train.__version__ == version("mg-train")
