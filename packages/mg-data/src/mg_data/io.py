@@ -46,9 +46,9 @@ def _progress(total: int, unit: str, path: str, show: bool | None) -> tqdm:
 def iter_rows(path: str | os.PathLike, *, show_progress: bool | None = None) -> Iterator[Item]:
     """Yield `(line, row, error)` for every row of a JSONL, JSON or Parquet file."""
     path = str(path)
+    kind = file_type(path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
-    kind = file_type(path)
     if kind == "parquet":
         yield from _iter_parquet(path, show_progress)
         return
@@ -79,10 +79,7 @@ def _raw(line: bytes) -> str:
 def _iter_json_array(f: IO[bytes], path: str, bar: tqdm) -> Iterator[Item]:
     """Decode a top-level JSON array element by element, reading the file in chunks."""
     decoder = json.JSONDecoder()
-    try:
-        text = f.read(_CHUNK).decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not valid UTF-8 ({e.reason})") from None
+    text = ""
     pending = b""  # bytes of a multi-byte character split by a chunk boundary
     line, pos, eof = 1, 0, False
 
@@ -104,7 +101,10 @@ def _iter_json_array(f: IO[bytes], path: str, bar: tqdm) -> Iterator[Item]:
         else:
             cut = len(data)
         pending = data[cut:]
-        text = text[pos:] + data[:cut].decode("utf-8", errors="strict")
+        try:
+            text = text[pos:] + data[:cut].decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not valid UTF-8 ({e.reason})") from None
         pos = 0
         return True
 
@@ -117,6 +117,9 @@ def _iter_json_array(f: IO[bytes], path: str, bar: tqdm) -> Iterator[Item]:
             if pos < len(text) or not more():
                 return
 
+    more()
+    if text.startswith("\ufeff"):
+        pos = 1  # a UTF-8 byte order mark
     skip_ws()
     if pos >= len(text) or text[pos] != "[":
         raise DataError(f"{path}:{line}: a .json file must hold a JSON array of rows (use .jsonl for one row per line)")
@@ -155,8 +158,18 @@ def _iter_parquet(path: str, show_progress: bool | None) -> Iterator[Item]:
         for batch in pf.iter_batches(batch_size=4096):
             for row in batch.to_pylist():
                 n += 1
-                yield n, row, None
+                yield n, _drop_nulls(row), None
             bar.update(batch.num_rows)
+
+
+def _drop_nulls(value: Any) -> Any:
+    """Parquet gives every row every column (and every struct every field), null where the row had none.
+    A null there means "absent", so drop it: the row reads back as it was written."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
 
 
 def _pyarrow_parquet():

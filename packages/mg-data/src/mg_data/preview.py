@@ -16,14 +16,14 @@ class Segment:
 
 
 def load_tokenizer(path: str | os.PathLike):
-    try:
-        from transformers import AutoTokenizer
-        from transformers.utils import logging
-    except ImportError:
-        raise DataError("preview needs transformers: pip install 'mg-data[template]'") from None
-    logging.set_verbosity_error()  # "PyTorch was not found" is expected here: preview needs no model
     if not os.path.isdir(path):
         raise DataError(f"--tokenizer {path}: not a folder")
+    # "PyTorch was not found" is expected here: preview needs a tokenizer, never a model.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise DataError("preview needs transformers: pip install 'mg-data[template]'") from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as e:

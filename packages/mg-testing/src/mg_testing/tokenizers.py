@@ -1,4 +1,4 @@
-"""Small real tokenizers trained on the built-in corpus: a Qwen-like ChatML BPE and a BERT-like WordPiece.
+"""Small real tokenizers made from the built-in corpus: a Qwen-like ChatML BPE and a BERT-like WordPiece.
 
 Only `tokenizers` is imported at module level; transformers is imported inside the builders, because
 torch-free suites import this module and a transformers import can drag torch in when torch is installed.
@@ -19,7 +19,9 @@ CHATML_VOCAB_SIZE = 1536
 
 WORDPIECE_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
-MODEL_MAX_LENGTH = 2048
+# Longest input the tiny models take (their max_position_embeddings).
+DECODER_MAX_LENGTH = 2048
+ENCODER_MAX_LENGTH = 512
 
 # Qwen2's pre-tokenizer split: letters run together (so a Chinese clause is one pre-token that BPE merges
 # inside), digits stand alone, punctuation and newlines are kept apart from words.
@@ -73,7 +75,7 @@ def build_chatml_tokenizer(out_dir: str | Path) -> Path:
         pad_token=ENDOFTEXT,
         additional_special_tokens=[IM_START, IM_END],
         chat_template=chatml_template(),
-        model_max_length=MODEL_MAX_LENGTH,
+        model_max_length=DECODER_MAX_LENGTH,
         # Cleanup would rewrite " ." to "." on decode and break decode(encode(x)) == x.
         clean_up_tokenization_spaces=False,
     )
@@ -104,12 +106,12 @@ def wordpiece_vocab() -> dict[str, int]:
 
 
 def build_wordpiece_tokenizer(out_dir: str | Path) -> Path:
-    """Train the WordPiece vocabulary and save it as a standard BERT tokenizer folder; returns the folder."""
+    """Save a BERT WordPiece tokenizer with the corpus vocabulary as a standard BERT tokenizer folder; returns the folder."""
     from transformers import BertTokenizerFast
 
     out_dir = Path(out_dir)
     # BertTokenizerFast rebuilds BERT's own pipeline (normalizer, [CLS] ... [SEP] template) around our
     # vocabulary, so the folder is laid out like any BERT checkpoint's.
-    tokenizer = BertTokenizerFast(vocab=wordpiece_vocab(), do_lower_case=True, model_max_length=MODEL_MAX_LENGTH)
+    tokenizer = BertTokenizerFast(vocab=wordpiece_vocab(), do_lower_case=True, model_max_length=ENCODER_MAX_LENGTH)
     tokenizer.save_pretrained(out_dir)
     return out_dir

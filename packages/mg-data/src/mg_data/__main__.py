@@ -1,0 +1,3 @@
+from mg_data.cli import main
+
+main()
