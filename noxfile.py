@@ -28,7 +28,10 @@ def member_dir(name: str) -> Path:
 def sync(session: nox.Session, *args: str) -> None:
     """Install from the lock into this session's venv (uv sync, not pip: the lock is the truth)."""
     session.run_install(
-        "uv", "sync", "--frozen", *args,
+        "uv",
+        "sync",
+        "--frozen",
+        *args,
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
         external=True,
     )

@@ -5,17 +5,35 @@ import sys
 
 def test_mg_data_subcommand_converts(tmp_path):
     src = tmp_path / "in.jsonl"
-    src.write_text(json.dumps({"prompt": "你好", "response": "您好！"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    src.write_text(
+        json.dumps({"prompt": "你好", "response": "您好！"}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     out = tmp_path / "out.jsonl"
-    cmd = [sys.executable, "-c", "from mg_cli.main import main; main()", "data", "convert", str(src), str(out),
-           "--to", "sharegpt"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from mg_cli.main import main; main()",
+        "data",
+        "convert",
+        str(src),
+        str(out),
+        "--to",
+        "sharegpt",
+    ]
     subprocess.run(cmd, check=True)
     row = json.loads(out.read_text(encoding="utf-8"))
     assert row["conversations"] == [{"from": "human", "value": "你好"}, {"from": "gpt", "value": "您好！"}]
 
 
 def test_mg_reports_a_missing_file_in_one_line(tmp_path):
-    cmd = [sys.executable, "-c", "from mg_cli.main import main; main()", "data", "stats", str(tmp_path / "nope.jsonl")]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from mg_cli.main import main; main()",
+        "data",
+        "stats",
+        str(tmp_path / "nope.jsonl"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {tmp_path / 'nope.jsonl'}: no such file"

@@ -15,7 +15,9 @@ def test_convert_alpaca_to_sharegpt_and_back(tmp_path, samples):
     r = mg_data("convert", src, tmp_path / "sg.json", "--to", "sharegpt")
     assert r.returncode == 0, r.stderr
     assert "3 rows, 3 valid, 0 invalid; wrote 3" in r.stderr
-    r = mg_data("convert", tmp_path / "sg.json", tmp_path / "back.jsonl", "--to", "alpaca", "--from", "sharegpt")
+    r = mg_data(
+        "convert", tmp_path / "sg.json", tmp_path / "back.jsonl", "--to", "alpaca", "--from", "sharegpt"
+    )
     assert r.returncode == 0, r.stderr
     back = read_jsonl(tmp_path / "back.jsonl")
     assert back[0] == samples["alpaca"][0]
@@ -23,8 +25,13 @@ def test_convert_alpaca_to_sharegpt_and_back(tmp_path, samples):
 
 
 def test_bad_rows_are_listed_by_line_and_nothing_is_written(tmp_path, samples):
-    rows = [samples["alpaca"][0], "{broken", {"prompt": "q", "response": ""},
-            {"conversations": [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}]}, samples["alpaca"][2]]
+    rows = [
+        samples["alpaca"][0],
+        "{broken",
+        {"prompt": "q", "response": ""},
+        {"conversations": [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}]},
+        samples["alpaca"][2],
+    ]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
     out.write_text("keep me\n", encoding="utf-8")
@@ -50,14 +57,19 @@ def test_skip_invalid_accounts_for_every_row(tmp_path, samples):
     rejects = read_jsonl(tmp_path / "out.parquet.rejects.jsonl")
     assert len(written) + len(rejects) == len(rows)  # rows in = rows out + rejects
     assert [(x["line"], x["reason"]) for x in rejects] == [
-        (3, "malformed JSON: Expecting value at column 1"), (4, "prompt must be a string, got int")]
+        (3, "malformed JSON: Expecting value at column 1"),
+        (4, "prompt must be a string, got int"),
+    ]
     assert rejects[0]["raw"] == "nope" and rejects[1]["row"] == {"prompt": 1, "response": "x"}
     assert written[:2] == samples["sharegpt"]
 
 
 def test_validate_task_and_normalized_output(tmp_path):
-    rows = [{"query": "如何退货", "pos": ["订单页申请退货"], "neg": ["运费说明"]},
-            {"anchor": "a", "positive": "p"}, {"query": "q"}]
+    rows = [
+        {"query": "如何退货", "pos": ["订单页申请退货"], "neg": ["运费说明"]},
+        {"anchor": "a", "positive": "p"},
+        {"query": "q"},
+    ]
     src = write_jsonl(tmp_path / "e.jsonl", rows)
     r = mg_data("validate", src, "--task", "embed")
     assert r.returncode == 1
@@ -66,7 +78,8 @@ def test_validate_task_and_normalized_output(tmp_path):
     assert r.returncode == 0
     assert read_jsonl(tmp_path / "clean.jsonl") == [
         {"query": "如何退货", "positives": ["订单页申请退货"], "negatives": ["运费说明"]},
-        {"query": "a", "positives": ["p"], "negatives": []}]
+        {"query": "a", "positives": ["p"], "negatives": []},
+    ]
     assert len(read_jsonl(tmp_path / "clean.jsonl.rejects.jsonl")) == 1
 
 
@@ -88,7 +101,9 @@ def test_user_errors_are_one_line(tmp_path):
 
 
 def test_stats_json(tmp_path, samples):
-    src = write_jsonl(tmp_path / "in.jsonl", [*samples["alpaca"], *samples["sharegpt"], *samples["messages"], "x"])
+    src = write_jsonl(
+        tmp_path / "in.jsonl", [*samples["alpaca"], *samples["sharegpt"], *samples["messages"], "x"]
+    )
     r = mg_data("stats", src, "--json")
     assert r.returncode == 0
     stats = json.loads(r.stdout)
@@ -111,8 +126,11 @@ def test_kill_mid_conversion_leaves_no_half_file(tmp_path, samples):
         f.writelines(line for _ in range(400_000))
     out = tmp_path / "out.jsonl"
     out.write_text("previous\n", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "mg_data", "convert", str(src), str(out), "--to", "messages"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mg_data", "convert", str(src), str(out), "--to", "messages"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 30
     while not any(p.name.startswith(".out.jsonl.") for p in tmp_path.iterdir()) and time.time() < deadline:
         time.sleep(0.05)

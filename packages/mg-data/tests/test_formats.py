@@ -16,7 +16,15 @@ def test_detect_by_keys(samples):
 
 def test_alpaca_multi_turn_history_becomes_earlier_turns(samples):
     conv = alpaca.to_conversation(samples["alpaca"][0])
-    assert [m["role"] for m in conv["messages"]] == ["system", "user", "assistant", "user", "assistant", "user", "assistant"]
+    assert [m["role"] for m in conv["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
     assert conv["messages"][1]["content"] == "你好"
     assert conv["messages"][-2]["content"] == "好闷啊，打开车窗"
     assert conv["id"] == "car-001"  # unknown fields ride along
@@ -46,14 +54,18 @@ def test_sharegpt_function_call_becomes_tool_calls(samples):
     conv = sharegpt.to_conversation(samples["sharegpt"][0])
     call = conv["messages"][2]
     assert call["role"] == "assistant"
-    assert call["tool_calls"] == [{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "北京"}}}]
-    assert conv["messages"][3] == {"role": "tool", "content": "{\"temp\": 21, \"sky\": \"晴\"}"}
+    assert call["tool_calls"] == [
+        {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "北京"}}}
+    ]
+    assert conv["messages"][3] == {"role": "tool", "content": '{"temp": 21, "sky": "晴"}'}
     assert conv["messages"][0] == {"role": "system", "content": "You are a helpful assistant."}
     assert conv["tools"][0]["function"]["name"] == "get_weather"
 
 
 def test_tools_json_round_trips_as_the_same_value_whatever_its_whitespace(samples):
-    row = dict(samples["sharegpt"][0], tools=json.dumps(json.loads(samples["sharegpt"][0]["tools"]), indent=4))
+    row = dict(
+        samples["sharegpt"][0], tools=json.dumps(json.loads(samples["sharegpt"][0]["tools"]), indent=4)
+    )
     back = convert_row(convert_row(row, to="messages"), to="sharegpt")
     assert json.loads(back["tools"]) == json.loads(row["tools"])
 
@@ -79,12 +91,21 @@ def test_alpaca_cannot_hold_tool_calls(samples):
 
 def test_sharegpt_cannot_hold_text_with_tool_calls_or_parallel_results():
     call = {"type": "function", "function": {"name": "f", "arguments": {}}}
-    both = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "let me look", "tool_calls": [call]},
-            {"role": "tool", "content": "r"}, {"role": "assistant", "content": "a"}]
+    both = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "let me look", "tool_calls": [call]},
+        {"role": "tool", "content": "r"},
+        {"role": "assistant", "content": "a"},
+    ]
     with pytest.raises(RowError, match="both text and tool calls"):
         convert_row(both, to="sharegpt")
-    parallel = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": [call, call]},
-                {"role": "tool", "content": "r1"}, {"role": "tool", "content": "r2"}, {"role": "assistant", "content": "a"}]
+    parallel = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "", "tool_calls": [call, call]},
+        {"role": "tool", "content": "r1"},
+        {"role": "tool", "content": "r2"},
+        {"role": "assistant", "content": "a"},
+    ]
     with pytest.raises(RowError, match="several tool results in a row"):
         convert_row(parallel, to="sharegpt")
 
@@ -95,8 +116,14 @@ def test_sharegpt_cannot_hold_text_with_tool_calls_or_parallel_results():
         ({"prompt": "q"}, "missing field 'response' (or 'output')"),
         ({"prompt": "q", "response": ""}, "empty response: the last assistant message has no content"),
         ({"prompt": 3, "response": "a"}, "prompt must be a string, got int"),
-        ({"prompt": "q", "response": "a", "history": [["only one"]]}, "history[0] must be a [query, answer] pair of strings"),
-        ({"prompt": "q", "response": "a", "tools": "{not json"}, "tools is not valid JSON: Expecting property name enclosed in double quotes at column 2"),
+        (
+            {"prompt": "q", "response": "a", "history": [["only one"]]},
+            "history[0] must be a [query, answer] pair of strings",
+        ),
+        (
+            {"prompt": "q", "response": "a", "tools": "{not json"},
+            "tools is not valid JSON: Expecting property name enclosed in double quotes at column 2",
+        ),
     ],
 )
 def test_alpaca_errors(row, reason):
@@ -108,12 +135,25 @@ def test_alpaca_errors(row, reason):
 @pytest.mark.parametrize(
     "row, reason",
     [
-        ({"conversations": [{"from": "human", "value": "q"}, {"from": "robot", "value": "a"}]},
-         "conversations[1].from is 'robot'; expected human, gpt, system, function_call or observation"),
-        ({"conversations": [{"from": "human", "value": "q"}, {"from": "function_call", "value": "not json"}, {"from": "gpt", "value": "a"}]},
-         "conversations[1] (function_call) is not valid JSON: Expecting value at column 1"),
+        (
+            {"conversations": [{"from": "human", "value": "q"}, {"from": "robot", "value": "a"}]},
+            "conversations[1].from is 'robot'; expected human, gpt, system, function_call or observation",
+        ),
+        (
+            {
+                "conversations": [
+                    {"from": "human", "value": "q"},
+                    {"from": "function_call", "value": "not json"},
+                    {"from": "gpt", "value": "a"},
+                ]
+            },
+            "conversations[1] (function_call) is not valid JSON: Expecting value at column 1",
+        ),
         ({"conversations": "q"}, "conversations must be a list of {from, value} turns, got a string"),
-        ({"conversations": [{"from": "gpt", "value": "a"}]}, "messages[0]: roles must alternate, but assistant follows nothing"),
+        (
+            {"conversations": [{"from": "gpt", "value": "a"}]},
+            "messages[0]: roles must alternate, but assistant follows nothing",
+        ),
     ],
 )
 def test_sharegpt_errors(row, reason):

@@ -6,7 +6,11 @@ from mg_data import io
 from mg_data.errors import DataError
 from mg_data.io import AtomicWriter, iter_rows, write_rows
 
-ROWS = [{"prompt": "你好，世界" * 50, "response": "🦒长颈鹿"}, {"prompt": "English", "response": "ok"}, [1, "二"]]
+ROWS = [
+    {"prompt": "你好，世界" * 50, "response": "🦒长颈鹿"},
+    {"prompt": "English", "response": "ok"},
+    [1, "二"],
+]
 
 
 def test_jsonl_reports_bad_lines_and_keeps_going(tmp_path):
@@ -46,8 +50,16 @@ def test_json_array_errors_name_the_line(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("suffix", ["jsonl", "json", "parquet"])
 def test_write_then_read_round_trip_is_byte_exact_unicode(tmp_path, suffix):
-    rows = [{"messages": [{"role": "user", "content": "好闷啊，打开车窗 ✨"}, {"role": "assistant", "content": "好的"}], "id": i}
-            for i in range(25)]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "好闷啊，打开车窗 ✨"},
+                {"role": "assistant", "content": "好的"},
+            ],
+            "id": i,
+        }
+        for i in range(25)
+    ]
     p = tmp_path / f"out.{suffix}"
     assert write_rows(p, rows) == 25
     assert [r for _, r, _ in iter_rows(p)] == rows

@@ -7,8 +7,14 @@ from conftest import mg_data, write_jsonl
 from mg_data.formats import alpaca
 from mg_data.preview import load_tokenizer, segments
 
-CONV = alpaca.to_conversation({"system": "你是客服。", "history": [["你好", "您好！"]], "prompt": "我要退货",
-                               "response": "好的，请提供订单号。"})
+CONV = alpaca.to_conversation(
+    {
+        "system": "你是客服。",
+        "history": [["你好", "您好！"]],
+        "prompt": "我要退货",
+        "response": "好的，请提供订单号。",
+    }
+)
 
 
 def test_generation_markers_mark_exactly_the_replies(chatml_tokenizer_dir):

@@ -21,6 +21,19 @@ def convert_row(row, *, to: str, from_: str | None = None) -> dict:
 
 
 __all__ = [
-    "FORMATS", "TASKS", "AtomicWriter", "DataError", "InvalidRows", "Rejected", "Report", "RowError",
-    "convert_file", "convert_row", "detect", "iter_examples", "iter_rows", "validate_file", "write_rows",
+    "FORMATS",
+    "TASKS",
+    "AtomicWriter",
+    "DataError",
+    "InvalidRows",
+    "Rejected",
+    "Report",
+    "RowError",
+    "convert_file",
+    "convert_row",
+    "detect",
+    "iter_examples",
+    "iter_rows",
+    "validate_file",
+    "write_rows",
 ]

@@ -26,8 +26,11 @@ def _say(message: str) -> None:
 def _finish(report: pipeline.Report, skip_invalid: bool) -> None:
     click.echo(report.summary(), err=True)
     if report.rejected and not skip_invalid:
-        click.echo("nothing written: fix the rows above or pass --skip-invalid to write the valid rows "
-                   "and send the rest to a rejects file", err=True)
+        click.echo(
+            "nothing written: fix the rows above or pass --skip-invalid to write the valid rows "
+            "and send the rest to a rejects file",
+            err=True,
+        )
         sys.exit(1)
 
 
@@ -41,29 +44,63 @@ def cli() -> None:
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--to", "to", type=FORMAT_CHOICE, required=True, help="Format to write.")
-@click.option("--from", "from_", type=click.Choice(["auto", *formats.FORMATS]), default="auto", show_default=True,
-              help="Format to read; auto detects it per row from the keys.")
+@click.option(
+    "--from",
+    "from_",
+    type=click.Choice(["auto", *formats.FORMATS]),
+    default="auto",
+    show_default=True,
+    help="Format to read; auto detects it per row from the keys.",
+)
 @click.option("--skip-invalid", is_flag=True, help="Write the valid rows; send bad rows to the rejects file.")
-@click.option("--rejects", type=click.Path(dir_okay=False), help="Rejects file (default OUTPUT.rejects.jsonl).")
+@click.option(
+    "--rejects", type=click.Path(dir_okay=False), help="Rejects file (default OUTPUT.rejects.jsonl)."
+)
 def convert(input, output, to, from_, skip_invalid, rejects):
     """Convert INPUT (.jsonl/.json/.parquet) between alpaca, sharegpt and messages."""
-    report = pipeline.convert_file(input, output, to=to, from_=from_, skip_invalid=skip_invalid, rejects=rejects,
-                                   on_reject=_say_reject, on_warning=_say)
+    report = pipeline.convert_file(
+        input,
+        output,
+        to=to,
+        from_=from_,
+        skip_invalid=skip_invalid,
+        rejects=rejects,
+        on_reject=_say_reject,
+        on_warning=_say,
+    )
     _finish(report, skip_invalid)
 
 
 @cli.command()
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.option("--task", type=TASK_CHOICE, required=True, help="Schema to check the rows against.")
-@click.option("--from", "from_", type=click.Choice(["auto", *formats.FORMATS]), default="auto", show_default=True,
-              help="Conversation format for --task sft.")
+@click.option(
+    "--from",
+    "from_",
+    type=click.Choice(["auto", *formats.FORMATS]),
+    default="auto",
+    show_default=True,
+    help="Conversation format for --task sft.",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the normalized examples here.")
 @click.option("--skip-invalid", is_flag=True, help="Exit 0 despite bad rows; send them to the rejects file.")
-@click.option("--rejects", type=click.Path(dir_okay=False), help="Rejects file (default OUTPUT or INPUT + .rejects.jsonl).")
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False),
+    help="Rejects file (default OUTPUT or INPUT + .rejects.jsonl).",
+)
 def validate(input, task, from_, output, skip_invalid, rejects):
     """Check every row of INPUT against a task's schema; report each bad row as file:line."""
-    report = pipeline.validate_file(input, task=task, from_=from_, output=output, skip_invalid=skip_invalid,
-                                    rejects=rejects, on_reject=_say_reject, on_warning=_say)
+    report = pipeline.validate_file(
+        input,
+        task=task,
+        from_=from_,
+        output=output,
+        skip_invalid=skip_invalid,
+        rejects=rejects,
+        on_reject=_say_reject,
+        on_warning=_say,
+    )
     _finish(report, skip_invalid)
 
 
@@ -88,9 +125,13 @@ def stats(input, task, as_json):
 
 @cli.command()
 @click.argument("input", type=click.Path(dir_okay=False))
-@click.option("--tokenizer", required=True, type=click.Path(), help="HF tokenizer folder with a chat template.")
+@click.option(
+    "--tokenizer", required=True, type=click.Path(), help="HF tokenizer folder with a chat template."
+)
 @click.option("-n", "count", default=3, show_default=True, help="How many samples to show.")
-@click.option("--from", "from_", type=click.Choice(["auto", *formats.FORMATS]), default="auto", show_default=True)
+@click.option(
+    "--from", "from_", type=click.Choice(["auto", *formats.FORMATS]), default="auto", show_default=True
+)
 def preview(input, tokenizer, count, from_):
     """Show samples of INPUT as the model sees them; trained-on spans are marked."""
     from mg_data.io import iter_rows
@@ -113,7 +154,9 @@ def preview(input, tokenizer, count, from_):
             continue
         for seg in segments(tok, conv):
             if color:
-                click.echo(click.style(seg.text, fg="green", underline=True) if seg.trained else seg.text, nl=False)
+                click.echo(
+                    click.style(seg.text, fg="green", underline=True) if seg.trained else seg.text, nl=False
+                )
             else:
                 click.echo(f"⟦{seg.text}⟧" if seg.trained else seg.text, nl=False)
         click.echo()

@@ -61,7 +61,9 @@ def check_messages(messages: Any, *, need_response: bool = True) -> list[dict]:
             if prev == "assistant" and not messages[i - 1].get("tool_calls"):
                 raise RowError(f"{where}: a tool message must answer an assistant message with tool_calls")
             if prev not in ("assistant", "tool"):
-                raise RowError(f"{where}: a tool message must follow an assistant tool call, not {prev or 'nothing'}")
+                raise RowError(
+                    f"{where}: a tool message must follow an assistant tool call, not {prev or 'nothing'}"
+                )
         prev = role
     if need_response:
         last = messages[-1]
@@ -113,5 +115,3 @@ def type_name(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", type(None): "null", bool: "a boolean"}.get(
         type(value), type(value).__name__
     )
-
-

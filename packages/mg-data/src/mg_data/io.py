@@ -39,8 +39,15 @@ def file_type(path: str | os.PathLike) -> str:
 
 def _progress(total: int, unit: str, path: str, show: bool | None) -> tqdm:
     # disable=None lets tqdm turn itself off when stderr is not a terminal (CI logs, pipes).
-    return tqdm(total=total, unit=unit, unit_scale=True, desc=Path(path).name, disable=None if show is None else not show,
-                leave=False, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        unit=unit,
+        unit_scale=True,
+        desc=Path(path).name,
+        disable=None if show is None else not show,
+        leave=False,
+        dynamic_ncols=True,
+    )
 
 
 def iter_rows(path: str | os.PathLike, *, show_progress: bool | None = None) -> Iterator[Item]:
@@ -60,7 +67,7 @@ def _iter_jsonl(f: IO[bytes], bar: tqdm) -> Iterator[Item]:
     for n, line in enumerate(f, 1):
         bar.update(len(line))
         if n == 1 and line.startswith(_BOM):
-            line = line[len(_BOM):]
+            line = line[len(_BOM) :]
         if not line.strip():
             continue  # blank lines are not rows
         try:
@@ -122,7 +129,9 @@ def _iter_json_array(f: IO[bytes], path: str, bar: tqdm) -> Iterator[Item]:
         pos = 1  # a UTF-8 byte order mark
     skip_ws()
     if pos >= len(text) or text[pos] != "[":
-        raise DataError(f"{path}:{line}: a .json file must hold a JSON array of rows (use .jsonl for one row per line)")
+        raise DataError(
+            f"{path}:{line}: a .json file must hold a JSON array of rows (use .jsonl for one row per line)"
+        )
     pos += 1
     first = True
     while True:
@@ -193,7 +202,9 @@ class AtomicWriter:
         self._parquet_batch = parquet_batch
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory)
+        fd, self._tmp = tempfile.mkstemp(
+            prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory
+        )
         self._f = os.fdopen(fd, "wb")
         self._buffer: list[dict] = []
         self._pq_writer = None
@@ -223,7 +234,9 @@ class AtomicWriter:
         if self._pq_writer is None:
             table = pa.Table.from_pylist(self._buffer)
             # A column that is null in every row of the first batch gets a real type, so later rows fit.
-            schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema])
+            schema = pa.schema(
+                [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+            )
             table = table.cast(schema)
             self._pq_writer = pq.ParquetWriter(self._f, schema)
         else:

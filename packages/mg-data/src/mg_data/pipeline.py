@@ -116,7 +116,9 @@ def conversion(to: str, from_: str = "auto") -> Transform:
         if fmt is None:
             name = formats.detect(row)
             if name is None:
-                raise RowError("not a conversation: expected alpaca (prompt/response), sharegpt (conversations) or messages")
+                raise RowError(
+                    "not a conversation: expected alpaca (prompt/response), sharegpt (conversations) or messages"
+                )
             fmt = formats.get(name)
         return target.from_conversation(fmt.to_conversation(row))
 

@@ -42,8 +42,9 @@ def segments(tokenizer, conv: dict) -> list[Segment]:
     """
     messages, tools = conv["messages"], conv.get("tools")
     if "{% generation %}" in tokenizer.chat_template or "{%- generation %}" in tokenizer.chat_template:
-        out = tokenizer.apply_chat_template(messages, tools=tools, tokenize=True, return_dict=True,
-                                            return_assistant_tokens_mask=True)
+        out = tokenizer.apply_chat_template(
+            messages, tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
         ids, mask = out["input_ids"], out["assistant_masks"]
         runs: list[Segment] = []
         start = 0
@@ -66,9 +67,11 @@ def _prefix_segments(tokenizer, messages: list[dict], tools) -> list[Segment]:
         before = render(messages[:i], True)
         after = render(messages[: i + 1], False)
         if not (before.startswith(done) and after.startswith(before)):
-            raise DataError("the chat template does not render conversations prefix by prefix; cannot mark spans")
-        result += [Segment(before[len(done):], False), Segment(after[len(before):], True)]
+            raise DataError(
+                "the chat template does not render conversations prefix by prefix; cannot mark spans"
+            )
+        result += [Segment(before[len(done) :], False), Segment(after[len(before) :], True)]
         done = after
     full = render(messages, False)
-    result.append(Segment(full[len(done):], False))
+    result.append(Segment(full[len(done) :], False))
     return [s for s in result if s.text]

@@ -53,8 +53,9 @@ class Stats:
         return data
 
 
-def file_stats(path: str | os.PathLike, *, task: str = "sft", show_progress: bool | None = None,
-               on_reject=None) -> Stats:
+def file_stats(
+    path: str | os.PathLike, *, task: str = "sft", show_progress: bool | None = None, on_reject=None
+) -> Stats:
     normalize = task_schema(task)
     stats: Stats
 

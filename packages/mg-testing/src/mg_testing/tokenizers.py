@@ -16,6 +16,8 @@ IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 CHATML_SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END]
 CHATML_VOCAB_SIZE = 1536
+# 4 is the least that keeps every token whole characters; 8 leaves room for a longer corpus.
+CHARACTER_REPEATS = 8
 
 WORDPIECE_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -25,9 +27,7 @@ ENCODER_MAX_LENGTH = 512
 
 # Qwen2's pre-tokenizer split: letters run together (so a Chinese clause is one pre-token that BPE merges
 # inside), digits stand alone, punctuation and newlines are kept apart from words.
-QWEN2_SPLIT_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+QWEN2_SPLIT_PATTERN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 
 def chatml_template() -> str:
@@ -54,10 +54,13 @@ def train_chatml_bpe() -> Tokenizer:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    # Byte-level BPE alone merges bytes across character boundaries, and most Chinese characters would end
-    # up with no token of their own (only ~100 of ~300 did). Giving each character once more as a word of
-    # its own makes its byte merges frequent enough to be learnt.
-    tokenizer.train_from_iterator(sentences() + chinese_characters(), trainer=trainer)
+    # Trained on the sentences alone, byte-level BPE leaves most Chinese characters without a token of
+    # their own (~100 of ~300) and learns merges that glue one character to the first byte of the next.
+    # Each character also given as a word of its own, several times over, makes every within-character
+    # merge more frequent (so learnt earlier) than any merge across characters: every token is then whole
+    # characters.
+    characters = chinese_characters() * CHARACTER_REPEATS
+    tokenizer.train_from_iterator(sentences() + characters, trainer=trainer)
     return tokenizer
 
 
@@ -101,7 +104,9 @@ def wordpiece_vocab() -> dict[str, int]:
     }
     characters = {char for word in words for char in word}
     continuations = {"##" + char for word in words for char in word[1:]}
-    tokens = WORDPIECE_SPECIAL_TOKENS + sorted(characters) + sorted(continuations) + sorted(words - characters)
+    tokens = (
+        WORDPIECE_SPECIAL_TOKENS + sorted(characters) + sorted(continuations) + sorted(words - characters)
+    )
     return {token: index for index, token in enumerate(tokens)}
 
 
@@ -112,6 +117,8 @@ def build_wordpiece_tokenizer(out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     # BertTokenizerFast rebuilds BERT's own pipeline (normalizer, [CLS] ... [SEP] template) around our
     # vocabulary, so the folder is laid out like any BERT checkpoint's.
-    tokenizer = BertTokenizerFast(vocab=wordpiece_vocab(), do_lower_case=True, model_max_length=ENCODER_MAX_LENGTH)
+    tokenizer = BertTokenizerFast(
+        vocab=wordpiece_vocab(), do_lower_case=True, model_max_length=ENCODER_MAX_LENGTH
+    )
     tokenizer.save_pretrained(out_dir)
     return out_dir

@@ -18,8 +18,16 @@ from mg_data.conversation import check_messages, parse_json_field, split_system,
 from mg_data.errors import RowError
 
 KEYS = frozenset({"conversations", "system", "tools"})
-TO_ROLE = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
-           "observation": "tool", "tool": "tool", "function_call": "assistant"}
+TO_ROLE = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "observation": "tool",
+    "tool": "tool",
+    "function_call": "assistant",
+}
 
 
 def to_conversation(row: Any, *, need_response: bool = True) -> dict:
@@ -41,7 +49,9 @@ def to_conversation(row: Any, *, need_response: bool = True) -> dict:
         who = turn.get("from", turn.get("role"))
         value = turn.get("value", turn.get("content"))
         if who not in TO_ROLE:
-            raise RowError(f"conversations[{i}].from is {who!r}; expected human, gpt, system, function_call or observation")
+            raise RowError(
+                f"conversations[{i}].from is {who!r}; expected human, gpt, system, function_call or observation"
+            )
         if not isinstance(value, str):
             raise RowError(f"conversations[{i}].value must be a string, got {type_name(value)}")
         if who == "function_call":
@@ -63,7 +73,7 @@ def _calls(value: str, i: int) -> list[dict]:
     calls = []
     for item in items:
         if not (isinstance(item, dict) and isinstance(item.get("name"), str)):
-            raise RowError(f"conversations[{i}]: a function_call value must be JSON {{\"name\", \"arguments\"}}")
+            raise RowError(f'conversations[{i}]: a function_call value must be JSON {{"name", "arguments"}}')
         calls.append(tool_call(item["name"], item.get("arguments", {})))
     return calls
 

@@ -31,7 +31,9 @@ def normalize(row, warn) -> dict:
 
 def check_label(label, key: str):
     if isinstance(label, bool) or label is None:
-        raise RowError(f"{key} must be a class name, a class id, a list of them or a number, got {type_name(label)}")
+        raise RowError(
+            f"{key} must be a class name, a class id, a list of them or a number, got {type_name(label)}"
+        )
     if isinstance(label, str):
         if not label.strip():
             raise RowError(f"{key} is empty")
@@ -45,4 +47,6 @@ def check_label(label, key: str):
             if isinstance(item, bool) or not isinstance(item, str | int):
                 raise RowError(f"{key}[{i}] must be a class name or id, got {type_name(item)}")
         return label
-    raise RowError(f"{key} must be a class name, a class id, a list of them or a number, got {type_name(label)}")
+    raise RowError(
+        f"{key} must be a class name, a class id, a list of them or a number, got {type_name(label)}"
+    )

@@ -56,4 +56,8 @@ def _ms_swift(row: dict) -> dict:
         groups[key] = [messages_text(conv, f"{key}[{i}]") for i, conv in enumerate(value)]
     if not groups["positive_messages"]:
         raise RowError("positive_messages is empty: each row needs a positive")
-    return {"query": query, "positives": groups["positive_messages"], "negatives": groups["negative_messages"]}
+    return {
+        "query": query,
+        "positives": groups["positive_messages"],
+        "negatives": groups["negative_messages"],
+    }

@@ -25,8 +25,9 @@ def normalize(row, warn) -> dict:
         if key not in row:
             raise RowError(f"missing field {key!r}")
     if "conversations" in row:
-        prompt = sharegpt.to_conversation({k: v for k, v in row.items() if k not in ("chosen", "rejected")},
-                                          need_response=False)["messages"]
+        prompt = sharegpt.to_conversation(
+            {k: v for k, v in row.items() if k not in ("chosen", "rejected")}, need_response=False
+        )["messages"]
         example = {"prompt": prompt, "chosen": _reply(row, "chosen"), "rejected": _reply(row, "rejected")}
     elif "instruction" in row or "history" in row or "system" in row:
         fields = {k: row[k] for k in ("instruction", "input", "system", "history", "prompt") if k in row}
@@ -76,7 +77,9 @@ def _conversational(row: dict) -> dict:
 
 def _check_answer(answer: list, key: str) -> None:
     last = answer[-1]
-    if not (isinstance(last, dict) and last.get("role") == "assistant" and isinstance(last.get("content"), str)):
+    if not (
+        isinstance(last, dict) and last.get("role") == "assistant" and isinstance(last.get("content"), str)
+    ):
         raise RowError(f"{key} must end with an assistant message")
     if not last["content"].strip():
         raise RowError(f"{key} is empty")

@@ -16,7 +16,9 @@ from mg_data.tasks.fields import number
 def normalize(row, warn) -> dict:
     example = embed.normalize(row, warn)
     if not example["negatives"]:
-        raise RowError("no negatives: a rerank row needs at least one (a pair with a label is the score task)")
+        raise RowError(
+            "no negatives: a rerank row needs at least one (a pair with a label is the score task)"
+        )
     scores = _scores(row)
     if scores is not None:
         n = len(example["positives"]) + len(example["negatives"])

@@ -20,7 +20,9 @@ def normalize(row, warn) -> dict:
         if first in row or second in row:
             break
     else:
-        raise RowError("missing text pair: expected text_1/text_2 (or sentence1/sentence2, text/text_pair, query/document)")
+        raise RowError(
+            "missing text pair: expected text_1/text_2 (or sentence1/sentence2, text/text_pair, query/document)"
+        )
     key, label = pick(row, ("label", "score"))
     if key is None:
         raise RowError("missing field 'label' (or 'score')")

@@ -9,5 +9,7 @@ from mg_data.errors import RowError
 def normalize(row, warn, fmt: str | None = None) -> dict:
     name = fmt or formats.detect(row)
     if name is None:
-        raise RowError("not a conversation: expected alpaca (prompt/response), sharegpt (conversations) or messages")
+        raise RowError(
+            "not a conversation: expected alpaca (prompt/response), sharegpt (conversations) or messages"
+        )
     return formats.get(name).to_conversation(row)
