@@ -24,9 +24,16 @@ from pathlib import Path
 ROWS = [
     {"prompt": "好闷啊，打开车窗", "response": "好的，已为您打开车窗。", "system": "你是车载语音助手。"},
     {"prompt": "How do I reset my password?", "response": "Click 'Forgot password' on the login page."},
-    {"prompt": "我的快递到哪里了？", "response": "请提供订单号，我帮您查询物流。",
-     "history": [["你好", "您好，有什么可以帮您？"], ["我买了一台空调", "好的，请问有什么问题？"]]},
-    {"instruction": "Translate to English", "input": "今天天气很好。", "output": "The weather is nice today."},
+    {
+        "prompt": "我的快递到哪里了？",
+        "response": "请提供订单号，我帮您查询物流。",
+        "history": [["你好", "您好，有什么可以帮您？"], ["我买了一台空调", "好的，请问有什么问题？"]],
+    },
+    {
+        "instruction": "Translate to English",
+        "input": "今天天气很好。",
+        "output": "The weather is nice today.",
+    },
 ]
 
 MG_DATA = """
@@ -88,7 +95,9 @@ def main() -> None:
 
         mg_small_s, mg_small_mem = measure(MG_DATA, str(small), str(tmp / "o1.jsonl"), str(args.rows // 10))
         mg_s, mg_mem = measure(MG_DATA, str(big), str(tmp / "o2.jsonl"), str(args.rows))
-        ds_s, ds_mem = measure(DATASETS, str(big), str(tmp / "o3.jsonl"), str(args.rows), str(tmp / "hf-cache"))
+        ds_s, ds_mem = measure(
+            DATASETS, str(big), str(tmp / "o3.jsonl"), str(args.rows), str(tmp / "hf-cache")
+        )
 
     mg_rate, ds_rate = args.rows / mg_s, args.rows / ds_s
     print(f"{'method':<34}{'rows/s':>12}{'peak MiB':>10}")
@@ -96,8 +105,10 @@ def main() -> None:
     print(f"{'mg-data convert':<34}{mg_rate:>12,.0f}{mg_mem:>10.0f}")
     print(f"{'datasets load+map+to_json':<34}{ds_rate:>12,.0f}{ds_mem:>10.0f}")
     print(f"speed ratio mg-data / datasets: {mg_rate / ds_rate:.2f}x (goal >= 3x)")
-    print(f"memory: mg-data peak {mg_mem:.0f} MiB at all rows vs {mg_small_mem:.0f} MiB at 10% "
-          f"({'flat' if mg_mem < mg_small_mem * 1.2 + 10 else 'NOT flat'}); datasets peak {ds_mem:.0f} MiB")
+    print(
+        f"memory: mg-data peak {mg_mem:.0f} MiB at all rows vs {mg_small_mem:.0f} MiB at 10% "
+        f"({'flat' if mg_mem < mg_small_mem * 1.2 + 10 else 'NOT flat'}); datasets peak {ds_mem:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -91,3 +91,9 @@ def test_unknown_suffix_and_missing_file(tmp_path):
         list(iter_rows(tmp_path / "x.csv"))
     with pytest.raises(DataError, match="no such file"):
         list(iter_rows(tmp_path / "x.jsonl"))
+
+
+def test_json_array_with_byte_order_mark(tmp_path):
+    p = tmp_path / "bom.json"
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps(ROWS, ensure_ascii=False).encode())
+    assert [row for _, row, _ in iter_rows(p)] == ROWS

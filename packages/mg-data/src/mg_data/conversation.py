@@ -30,40 +30,21 @@ def check_messages(messages: Any, *, need_response: bool = True) -> list[dict]:
         raise RowError("messages is empty")
     prev = None
     for i, m in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(m, dict):
-            raise RowError(f"{where} must be an object with role and content, got {type_name(m)}")
+        if type(m) is not dict:
+            raise RowError(f"messages[{i}] must be an object with role and content, got {type_name(m)}")
         role = m.get("role")
-        if role not in ROLES:
-            raise RowError(f"{where}.role is {role!r}; expected one of {', '.join(ROLES)}")
         content = m.get("content")
         calls = m.get("tool_calls")
-        if calls is not None:
-            if role != "assistant":
-                raise RowError(f"{where}: only assistant messages carry tool_calls")
-            check_tool_calls(calls, where)
-        if content is None and not calls:
-            raise RowError(f"{where}.content is missing")
-        if content is not None and not isinstance(content, str):
-            raise RowError(f"{where}.content must be a string, got {type_name(content)}")
-        if role in ("user", "system") and not content.strip():
-            raise RowError(f"{where}: empty {role} message")
-        if role == "system":
-            if i != 0:
-                raise RowError(f"{where}: a system message may only come first")
-        elif role == "user":
-            if prev not in (None, "system", "assistant"):
-                raise RowError(f"{where}: roles must alternate, but user follows {prev}")
-        elif role == "assistant":
-            if prev not in ("user", "tool"):
-                raise RowError(f"{where}: roles must alternate, but assistant follows {prev or 'nothing'}")
-        elif role == "tool":
-            if prev == "assistant" and not messages[i - 1].get("tool_calls"):
-                raise RowError(f"{where}: a tool message must answer an assistant message with tool_calls")
-            if prev not in ("assistant", "tool"):
-                raise RowError(
-                    f"{where}: a tool message must follow an assistant tool call, not {prev or 'nothing'}"
-                )
+        # The common case first (plain text, right order), so millions of rows pay for few checks.
+        if (
+            type(content) is str
+            and calls is None
+            and role in _NEXT.get(prev, ())
+            and (role == "assistant" or content.strip())
+        ):
+            prev = role
+            continue
+        _explain(messages, i, prev)
         prev = role
     if need_response:
         last = messages[-1]
@@ -74,6 +55,52 @@ def check_messages(messages: Any, *, need_response: bool = True) -> list[dict]:
         if not last["content"].strip():
             raise RowError("empty response: the last assistant message has no content")
     return messages
+
+
+# Which role may follow which (None = the start). tool follows only a tool-calling assistant: see _explain.
+_NEXT = {
+    None: ("system", "user"),
+    "system": ("user",),
+    "user": ("assistant",),
+    "assistant": ("user",),
+    "tool": ("assistant",),
+}
+
+
+def _explain(messages: list, i: int, prev: str | None) -> None:
+    """Message i is not the plain common case: accept it if valid (tool calls), else say what is wrong."""
+    m, where = messages[i], f"messages[{i}]"
+    role = m.get("role")
+    if role not in ROLES:
+        raise RowError(f"{where}.role is {role!r}; expected one of {', '.join(ROLES)}")
+    content = m.get("content")
+    calls = m.get("tool_calls")
+    if calls is not None:
+        if role != "assistant":
+            raise RowError(f"{where}: only assistant messages carry tool_calls")
+        check_tool_calls(calls, where)
+    if content is None and not calls:
+        raise RowError(f"{where}.content is missing")
+    if content is not None and not isinstance(content, str):
+        raise RowError(f"{where}.content must be a string, got {type_name(content)}")
+    if role in ("user", "system") and not content.strip():
+        raise RowError(f"{where}: empty {role} message")
+    if role == "system":
+        if i != 0:
+            raise RowError(f"{where}: a system message may only come first")
+    elif role == "user":
+        if prev not in (None, "system", "assistant"):
+            raise RowError(f"{where}: roles must alternate, but user follows {prev}")
+    elif role == "assistant":
+        if prev not in ("user", "tool"):
+            raise RowError(f"{where}: roles must alternate, but assistant follows {prev or 'nothing'}")
+    elif role == "tool":
+        if prev == "assistant" and not messages[i - 1].get("tool_calls"):
+            raise RowError(f"{where}: a tool message must answer an assistant message with tool_calls")
+        if prev not in ("assistant", "tool"):
+            raise RowError(
+                f"{where}: a tool message must follow an assistant tool call, not {prev or 'nothing'}"
+            )
 
 
 def check_tool_calls(calls: Any, where: str) -> None:

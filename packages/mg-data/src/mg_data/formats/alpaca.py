@@ -38,7 +38,12 @@ def to_conversation(row: Any, *, need_response: bool = True) -> dict:
     if not isinstance(history, list):
         raise RowError(f"history must be a list of [query, answer] pairs, got {type_name(history)}")
     for i, pair in enumerate(history):
-        if not (isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
+        if not (
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and type(pair[0]) is str
+            and type(pair[1]) is str
+        ):
             raise RowError(f"history[{i}] must be a [query, answer] pair of strings")
         messages += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
     messages.append({"role": "user", "content": prompt})
@@ -47,7 +52,8 @@ def to_conversation(row: Any, *, need_response: bool = True) -> dict:
     conv = {"messages": check_messages(messages, need_response=need_response)}
     if row.get("tools"):
         conv["tools"] = parse_json_field(row["tools"], "tools")
-    conv.update((k, v) for k, v in row.items() if k not in KEYS)
+    if extra := row.keys() - KEYS:
+        conv.update((k, row[k]) for k in row if k in extra)  # keep the row's key order
     return conv
 
 

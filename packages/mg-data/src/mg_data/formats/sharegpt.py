@@ -63,7 +63,8 @@ def to_conversation(row: Any, *, need_response: bool = True) -> dict:
     conv = {"messages": check_messages(messages, need_response=need_response)}
     if row.get("tools"):
         conv["tools"] = parse_json_field(row["tools"], "tools")
-    conv.update((k, v) for k, v in row.items() if k not in KEYS)
+    if extra := row.keys() - KEYS:
+        conv.update((k, row[k]) for k in row if k in extra)  # keep the row's key order
     return conv
 
 
