@@ -175,6 +175,9 @@ def run_cli(group: click.Group) -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
+    except pipeline.InvalidRows as e:  # already file:line lines and a summary
+        click.echo(str(e), err=True)
+        sys.exit(1)
     except DataError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)

@@ -67,6 +67,7 @@ def cached_build(key: str, build: Callable[[Path], object]) -> Path:
         # Holding the lock, no one else is building this key: leftovers are from killed builds.
         for leftover in root.glob(f".{key}.tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
+        # A folder without the marker was not renamed here by a finished build (half copied by hand, say).
         if target.exists():
             shutil.rmtree(target)
         scratch = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=root))

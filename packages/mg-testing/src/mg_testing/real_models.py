@@ -51,6 +51,11 @@ def convert_smollm2(out_dir: str | Path) -> Path:
     model.load_state_dict(gguf_model.state_dict(), strict=True)
     model.generation_config = gguf_model.generation_config
     model.save_pretrained(out_dir)
+    # The GGUF reader records how it was called; those are no settings of the tokenizer, don't save them.
+    for loader_argument in ("is_local", "local_files_only", "gguf_file"):
+        tokenizer.init_kwargs.pop(loader_argument, None)
+    # The GGUF metadata has no length limit for the tokenizer; truncation needs the model's.
+    tokenizer.model_max_length = config.max_position_embeddings
     tokenizer.save_pretrained(out_dir)
     return out_dir
 

@@ -111,7 +111,7 @@ def wordpiece_vocab() -> dict[str, int]:
 
 
 def build_wordpiece_tokenizer(out_dir: str | Path) -> Path:
-    """Save a BERT WordPiece tokenizer with the corpus vocabulary as a standard BERT tokenizer folder; returns the folder."""
+    """Save a standard BERT tokenizer folder with the corpus WordPiece vocabulary; returns the folder."""
     from transformers import BertTokenizerFast
 
     out_dir = Path(out_dir)

@@ -1,0 +1,3 @@
+from mg_eval.cli import main
+
+main()

@@ -1,0 +1,103 @@
+"""The `mg-eval` command: `run` scores a model folder or a served endpoint; `report` draws runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from itertools import islice
+from pathlib import Path
+
+import click
+
+from mg_data import DataError, iter_examples
+from mg_data.cli import run_cli
+from mg_eval.evaluate import TASKS
+
+
+def _table(values: dict) -> str:
+    width = max(len(k) for k in values)
+    lines = []
+    for key, value in values.items():
+        text = f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else str(value)
+        lines.append(f"{key:<{width}}  {text}")
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mg-eval")
+def cli() -> None:
+    """Evaluate models and endpoints; draw training runs."""
+
+
+@cli.command()
+@click.option("--task", type=click.Choice(TASKS), required=True)
+@click.option("--model", "model_dir", type=click.Path(), help="Local HF model folder.")
+@click.option("--endpoint", help="Base URL of an OpenAI/vLLM-compatible server, e.g. http://127.0.0.1:8000.")
+@click.option("--served-model", help="Model name on the endpoint (default: the first in /v1/models).")
+@click.option("--data", "data_file", required=True, type=click.Path(dir_okay=False), help="Any file mg-data reads for the task.")
+@click.option("--limit", type=int, help="Evaluate only the first N examples.")
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--max-length", default=512, show_default=True, help="Truncate inputs to this many tokens (local).")
+@click.option("--max-new-tokens", default=64, show_default=True, help="Generation length for sft.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the metrics JSON here.")
+@click.option("--predictions", type=click.Path(dir_okay=False), help="Write one prediction per example (JSONL).")
+def run(task, model_dir, endpoint, served_model, data_file, limit, batch_size, max_length, max_new_tokens, device,
+        output, predictions):
+    """Score a model on a data file; print the metrics as a table and as JSON."""
+    if bool(model_dir) == bool(endpoint):
+        raise click.UsageError("give exactly one of --model DIR or --endpoint URL")
+    examples = list(islice(iter_examples(data_file, task), limit))  # every row is checked before any model loads
+    from mg_eval.evaluate import evaluate
+
+    if model_dir:
+        from mg_eval.backends.local import LocalModel
+
+        try:
+            backend = LocalModel(model_dir, device=device, batch_size=batch_size, max_length=max_length)
+        except (FileNotFoundError, RuntimeError) as e:
+            raise DataError(str(e)) from None
+    else:
+        from mg_eval.backends.endpoint import Endpoint
+
+        backend = Endpoint(endpoint, model=served_model, batch_size=batch_size)
+    result = evaluate(task, backend, examples, max_new_tokens=max_new_tokens)
+    summary = {"task": task, "model": model_dir or f"{endpoint} ({backend.model})", "examples": len(examples),
+               **result.metrics}
+    click.echo(_table(summary))
+    click.echo(json.dumps(summary, ensure_ascii=False))
+    if output:
+        from mg_eval.runlog import write_json_atomic
+
+        write_json_atomic(Path(output), summary)
+    if predictions:
+        from mg_data.io import write_rows
+
+        write_rows(predictions, result.predictions)
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", default="report.html", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--png-dir", type=click.Path(file_okay=False), help="Where the PNG curves go (default: beside the HTML).")
+@click.option("--title", help="Page title.")
+def report(run_dirs, output, png_dir, title):
+    """Draw one or more runs into ONE self-contained HTML file (plus PNGs of the main curves)."""
+    from mg_eval.report import write_report
+
+    try:
+        path = write_report(list(run_dirs), output, png_dir=png_dir, title=title)
+    except FileNotFoundError as e:
+        raise DataError(str(e)) from None
+    click.echo(f"wrote {path}", err=True)
+
+
+def main() -> None:
+    from mg_eval.backends.endpoint import EndpointError
+
+    try:
+        run_cli(cli)
+    except EndpointError as e:  # an unreachable or failing server: one line, no traceback
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
