@@ -131,7 +131,8 @@ def runs_table(runs: list[ReportRun]) -> str:
 
 def figure(chart: Chart) -> str:
     spec = chart.spec
-    data = json.dumps(chart.hover, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")  # no "</script>" or "<!--"
+    # JSON in a <script> element: with every "<" escaped, no "</script>" or "<!--" can end or confuse it.
+    data = json.dumps(chart.hover, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     return (
         f'<figure class="chart" id="chart-{escape(chart.filename[:-4])}" data-key="{escape(spec.key)}">\n'
         f'{chart.svg}\n<script type="application/json" class="chart-data">{data}</script>\n</figure>'
@@ -215,7 +216,9 @@ def samples_html(groups: list[SampleGroup], runs: list[ReportRun]) -> str:
     for g in groups:
         who = " ".join(run_chip(r) for r in g.runs) if len(runs) > 1 else ""
         shown = f"{len(g.samples)} of {g.total}" if g.total > len(g.samples) else str(g.total)
-        parts.append(f'<h3>{escape(g.split)} <span class="count">· {shown} samples</span> {who}</h3>')
+        parts.append(
+            f'<h3>{escape(g.split)} <span class="count">· {shown} sample{"s" if g.total != 1 else ""}</span> {who}</h3>'
+        )
         parts.append('<div class="samples">' + "".join(map(sample_html, g.samples, g.segments)) + "</div>")
     return "\n".join(parts)
 
