@@ -15,7 +15,9 @@ def write_jsonl(path: Path, rows) -> Path:
 
 def mg_eval(*args, **kwargs) -> subprocess.CompletedProcess:
     """The real command, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "mg_eval", *map(str, args)], capture_output=True, text=True, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "mg_eval", *map(str, args)], capture_output=True, text=True, **kwargs
+    )
 
 
 def metrics_json(proc: subprocess.CompletedProcess) -> dict:

@@ -13,8 +13,16 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 INTENTS = ["退货", "物流", "发票"]
 CLASSIFY_ROWS = [
     {"text": t, "label": lab}
-    for t, lab in [("我要退货", "退货"), ("快递到哪了", "物流"), ("怎么开发票", "发票"), ("退款多久到账", "退货"),
-                   ("物流信息不更新", "物流"), ("发票抬头写错了", "发票"), ("商品有质量问题想退", "退货"), ("催一下发货", "物流")]
+    for t, lab in [
+        ("我要退货", "退货"),
+        ("快递到哪了", "物流"),
+        ("怎么开发票", "发票"),
+        ("退款多久到账", "退货"),
+        ("物流信息不更新", "物流"),
+        ("发票抬头写错了", "发票"),
+        ("商品有质量问题想退", "退货"),
+        ("催一下发货", "物流"),
+    ]
 ]
 
 
@@ -23,7 +31,11 @@ def tiny_classifier(tiny_encoder_dir, tmp_path_factory):
     """A randomly initialised BERT-style classifier with named labels, saved the ordinary way."""
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(
-        tiny_encoder_dir, num_labels=3, id2label=dict(enumerate(INTENTS)), label2id={n: i for i, n in enumerate(INTENTS)})
+        tiny_encoder_dir,
+        num_labels=3,
+        id2label=dict(enumerate(INTENTS)),
+        label2id={n: i for i, n in enumerate(INTENTS)},
+    )
     out = tmp_path_factory.mktemp("clf")
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(tiny_encoder_dir).save_pretrained(out)
@@ -32,8 +44,21 @@ def tiny_classifier(tiny_encoder_dir, tmp_path_factory):
 
 def test_classify_matches_transformers_and_sklearn(tiny_classifier, tmp_path):
     data = write_jsonl(tmp_path / "test.jsonl", CLASSIFY_ROWS)
-    got = metrics_json(mg_eval("run", "--task", "classify", "--model", tiny_classifier, "--data", data,
-                               "--batch-size", "3", "--predictions", tmp_path / "pred.jsonl"))
+    got = metrics_json(
+        mg_eval(
+            "run",
+            "--task",
+            "classify",
+            "--model",
+            tiny_classifier,
+            "--data",
+            data,
+            "--batch-size",
+            "3",
+            "--predictions",
+            tmp_path / "pred.jsonl",
+        )
+    )
     tok = AutoTokenizer.from_pretrained(tiny_classifier)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier).eval()
     with torch.no_grad():
@@ -52,11 +77,32 @@ def test_rerank_scores_are_the_cross_encoders(tiny_encoder_dir, tmp_path):
     folder = tmp_path / "ce"
     AutoModelForSequenceClassification.from_pretrained(tiny_encoder_dir, num_labels=1).save_pretrained(folder)
     AutoTokenizer.from_pretrained(tiny_encoder_dir).save_pretrained(folder)
-    rows = [{"query": "如何退货", "positive": "订单页点击申请退货", "negatives": ["运费说明", "发票开具", "会员积分"]},
-            {"query": "refund time", "positive": "refunds take three days", "negatives": ["store hours", "gift cards"]}]
+    rows = [
+        {
+            "query": "如何退货",
+            "positive": "订单页点击申请退货",
+            "negatives": ["运费说明", "发票开具", "会员积分"],
+        },
+        {
+            "query": "refund time",
+            "positive": "refunds take three days",
+            "negatives": ["store hours", "gift cards"],
+        },
+    ]
     data = write_jsonl(tmp_path / "r.jsonl", rows)
-    got = metrics_json(mg_eval("run", "--task", "rerank", "--model", folder, "--data", data, "--predictions",
-                               tmp_path / "p.jsonl"))
+    got = metrics_json(
+        mg_eval(
+            "run",
+            "--task",
+            "rerank",
+            "--model",
+            folder,
+            "--data",
+            data,
+            "--predictions",
+            tmp_path / "p.jsonl",
+        )
+    )
     ce = CrossEncoder(str(folder))
     preds = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()]
     mrr = []
@@ -70,27 +116,39 @@ def test_rerank_scores_are_the_cross_encoders(tiny_encoder_dir, tmp_path):
 
 
 def test_embed_retrieval_with_real_minilm_beats_chance(minilm_dir, tmp_path):
-    pairs = [("How do I reset my password?", "Click 'forgot password' on the login page to reset it."),
-             ("When will my parcel arrive?", "Deliveries usually arrive within three business days."),
-             ("Can I get a refund?", "Refunds are issued to the original payment method."),
-             ("Do you ship abroad?", "We ship to over fifty countries worldwide."),
-             ("How do I change my email address?", "You can update your email in account settings."),
-             ("Is there a student discount?", "Students get ten percent off with a valid ID."),
-             ("What are your opening hours?", "Our stores open from 9am to 9pm every day."),
-             ("How can I cancel my order?", "Orders can be cancelled before they are shipped.")]
+    pairs = [
+        ("How do I reset my password?", "Click 'forgot password' on the login page to reset it."),
+        ("When will my parcel arrive?", "Deliveries usually arrive within three business days."),
+        ("Can I get a refund?", "Refunds are issued to the original payment method."),
+        ("Do you ship abroad?", "We ship to over fifty countries worldwide."),
+        ("How do I change my email address?", "You can update your email in account settings."),
+        ("Is there a student discount?", "Students get ten percent off with a valid ID."),
+        ("What are your opening hours?", "Our stores open from 9am to 9pm every day."),
+        ("How can I cancel my order?", "Orders can be cancelled before they are shipped."),
+    ]
     rows = [{"query": q, "pos": [p], "neg": []} for q, p in pairs]
-    got = metrics_json(mg_eval("run", "--task", "embed", "--model", minilm_dir, "--data", write_jsonl(tmp_path / "e.jsonl", rows)))
+    got = metrics_json(
+        mg_eval(
+            "run", "--task", "embed", "--model", minilm_dir, "--data", write_jsonl(tmp_path / "e.jsonl", rows)
+        )
+    )
     assert got["recall@1"] >= 0.875  # chance is 1/8
     assert got["ndcg@10"] > 0.9
 
 
 def test_score_with_an_embedding_model_is_cosine(minilm_dir, tmp_path):
-    rows = [{"sentence1": "A man is playing a guitar.", "sentence2": "A person plays the guitar.", "score": 4.8},
-            {"sentence1": "A woman is cooking dinner.", "sentence2": "Someone is preparing food.", "score": 3.9},
-            {"sentence1": "A dog runs in the park.", "sentence2": "The stock market fell today.", "score": 0.1},
-            {"sentence1": "Kids are swimming.", "sentence2": "Children swim in a pool.", "score": 4.5},
-            {"sentence1": "The car is red.", "sentence2": "A cat sleeps on the sofa.", "score": 0.3}]
-    got = metrics_json(mg_eval("run", "--task", "score", "--model", minilm_dir, "--data", write_jsonl(tmp_path / "s.jsonl", rows)))
+    rows = [
+        {"sentence1": "A man is playing a guitar.", "sentence2": "A person plays the guitar.", "score": 4.8},
+        {"sentence1": "A woman is cooking dinner.", "sentence2": "Someone is preparing food.", "score": 3.9},
+        {"sentence1": "A dog runs in the park.", "sentence2": "The stock market fell today.", "score": 0.1},
+        {"sentence1": "Kids are swimming.", "sentence2": "Children swim in a pool.", "score": 4.5},
+        {"sentence1": "The car is red.", "sentence2": "A cat sleeps on the sofa.", "score": 0.3},
+    ]
+    got = metrics_json(
+        mg_eval(
+            "run", "--task", "score", "--model", minilm_dir, "--data", write_jsonl(tmp_path / "s.jsonl", rows)
+        )
+    )
     assert got["spearman"] > 0.8
 
 
@@ -102,13 +160,27 @@ def test_rm_pairwise_accuracy_uses_the_reward_head(tiny_decoder_dir, tmp_path):
     model.save_pretrained(folder)
     tok = AutoTokenizer.from_pretrained(tiny_decoder_dir)
     tok.save_pretrained(folder)
-    rows = [{"prompt": "写一句问候：", "chosen": "您好，祝您今天愉快！", "rejected": "走开"},
-            {"prompt": "1+1=", "chosen": "2", "rejected": "3"},
-            {"prompt": "Say hi: ", "chosen": "Hello there!", "rejected": "no"}]
-    got = metrics_json(mg_eval("run", "--task", "rm", "--model", folder, "--data", write_jsonl(tmp_path / "p.jsonl", rows),
-                               "--batch-size", "2"))
+    rows = [
+        {"prompt": "写一句问候：", "chosen": "您好，祝您今天愉快！", "rejected": "走开"},
+        {"prompt": "1+1=", "chosen": "2", "rejected": "3"},
+        {"prompt": "Say hi: ", "chosen": "Hello there!", "rejected": "no"},
+    ]
+    got = metrics_json(
+        mg_eval(
+            "run",
+            "--task",
+            "rm",
+            "--model",
+            folder,
+            "--data",
+            write_jsonl(tmp_path / "p.jsonl", rows),
+            "--batch-size",
+            "2",
+        )
+    )
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     with torch.no_grad():
+
         def reward(text):
             return model(**tok(text, return_tensors="pt")).logits[0, 0].item()
 
@@ -118,11 +190,29 @@ def test_rm_pairwise_accuracy_uses_the_reward_head(tiny_decoder_dir, tmp_path):
 
 
 def test_sft_generation_metrics_with_smollm2(smollm2_dir, tmp_path):
-    rows = [{"prompt": "What is the capital of France?", "response": "The capital of France is Paris."},
-            {"prompt": "What is 2 + 2?", "response": "2 + 2 = 4."}]
-    got = metrics_json(mg_eval("run", "--task", "sft", "--model", smollm2_dir, "--data", write_jsonl(tmp_path / "s.jsonl", rows),
-                               "--max-new-tokens", "12", "--predictions", tmp_path / "p.jsonl"))
-    preds = [json.loads(line)["prediction"] for line in (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        {"prompt": "What is the capital of France?", "response": "The capital of France is Paris."},
+        {"prompt": "What is 2 + 2?", "response": "2 + 2 = 4."},
+    ]
+    got = metrics_json(
+        mg_eval(
+            "run",
+            "--task",
+            "sft",
+            "--model",
+            smollm2_dir,
+            "--data",
+            write_jsonl(tmp_path / "s.jsonl", rows),
+            "--max-new-tokens",
+            "12",
+            "--predictions",
+            tmp_path / "p.jsonl",
+        )
+    )
+    preds = [
+        json.loads(line)["prediction"]
+        for line in (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert "Paris" in preds[0]
     assert 1.0 < got["perplexity"] < 50  # a real instruct model finds these answers likely
     assert got["rouge1"] > 0 and 0 <= got["bleu"] <= 100

@@ -17,7 +17,9 @@ def test_write_and_read_back(tmp_path):
         for step in range(1, 4):
             log.log(step, {"loss": 1.0 / step, "learning_rate": 5e-5}, epoch=step / 3)
         log.log(3, {"accuracy": 0.75, "f1_macro": 0.7}, split="eval", epoch=1.0)
-        log.log_samples([{"segments": [{"text": "我要退货", "trained": False}], "label": "退货"}], split="train")
+        log.log_samples(
+            [{"segments": [{"text": "我要退货", "trained": False}], "label": "退货"}], split="train"
+        )
     run = read_run(tmp_path)
     assert run.name == "intent-v1" and run.config == config
     assert run.series("train", "loss") == ([1, 2, 3], [1.0, 0.5, 1 / 3])
@@ -65,7 +67,9 @@ def test_a_run_killed_mid_write_leaves_a_readable_log(tmp_path):
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
     deadline = time.time() + 30
-    while time.time() < deadline and (not (tmp_path / METRICS).exists() or (tmp_path / METRICS).stat().st_size < 200_000):
+    while time.time() < deadline and (
+        not (tmp_path / METRICS).exists() or (tmp_path / METRICS).stat().st_size < 200_000
+    ):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -35,20 +35,44 @@ def cli() -> None:
 @click.option("--model", "model_dir", type=click.Path(), help="Local HF model folder.")
 @click.option("--endpoint", help="Base URL of an OpenAI/vLLM-compatible server, e.g. http://127.0.0.1:8000.")
 @click.option("--served-model", help="Model name on the endpoint (default: the first in /v1/models).")
-@click.option("--data", "data_file", required=True, type=click.Path(dir_okay=False), help="Any file mg-data reads for the task.")
+@click.option(
+    "--data",
+    "data_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Any file mg-data reads for the task.",
+)
 @click.option("--limit", type=int, help="Evaluate only the first N examples.")
 @click.option("--batch-size", default=16, show_default=True)
-@click.option("--max-length", default=512, show_default=True, help="Truncate inputs to this many tokens (local).")
+@click.option(
+    "--max-length", default=512, show_default=True, help="Truncate inputs to this many tokens (local)."
+)
 @click.option("--max-new-tokens", default=64, show_default=True, help="Generation length for sft.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option("--output", type=click.Path(dir_okay=False), help="Also write the metrics JSON here.")
-@click.option("--predictions", type=click.Path(dir_okay=False), help="Write one prediction per example (JSONL).")
-def run(task, model_dir, endpoint, served_model, data_file, limit, batch_size, max_length, max_new_tokens, device,
-        output, predictions):
+@click.option(
+    "--predictions", type=click.Path(dir_okay=False), help="Write one prediction per example (JSONL)."
+)
+def run(
+    task,
+    model_dir,
+    endpoint,
+    served_model,
+    data_file,
+    limit,
+    batch_size,
+    max_length,
+    max_new_tokens,
+    device,
+    output,
+    predictions,
+):
     """Score a model on a data file; print the metrics as a table and as JSON."""
     if bool(model_dir) == bool(endpoint):
         raise click.UsageError("give exactly one of --model DIR or --endpoint URL")
-    examples = list(islice(iter_examples(data_file, task), limit))  # every row is checked before any model loads
+    examples = list(
+        islice(iter_examples(data_file, task), limit)
+    )  # every row is checked before any model loads
     from mg_eval.evaluate import evaluate
 
     if model_dir:
@@ -63,8 +87,12 @@ def run(task, model_dir, endpoint, served_model, data_file, limit, batch_size, m
 
         backend = Endpoint(endpoint, model=served_model, batch_size=batch_size)
     result = evaluate(task, backend, examples, max_new_tokens=max_new_tokens)
-    summary = {"task": task, "model": model_dir or f"{endpoint} ({backend.model})", "examples": len(examples),
-               **result.metrics}
+    summary = {
+        "task": task,
+        "model": model_dir or f"{endpoint} ({backend.model})",
+        "examples": len(examples),
+        **result.metrics,
+    }
     click.echo(_table(summary))
     click.echo(json.dumps(summary, ensure_ascii=False))
     if output:
@@ -80,7 +108,9 @@ def run(task, model_dir, endpoint, served_model, data_file, limit, batch_size, m
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", default="report.html", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--png-dir", type=click.Path(file_okay=False), help="Where the PNG curves go (default: beside the HTML).")
+@click.option(
+    "--png-dir", type=click.Path(file_okay=False), help="Where the PNG curves go (default: beside the HTML)."
+)
 @click.option("--title", help="Page title.")
 def report(run_dirs, output, png_dir, title):
     """Draw one or more runs into ONE self-contained HTML file (plus PNGs of the main curves)."""

@@ -24,9 +24,14 @@ class Result:
 def evaluate(task: str, backend, examples: list[dict], *, max_new_tokens: int = 64, ks=(1, 5, 10)) -> Result:
     if not examples:
         raise ValueError("no examples to evaluate")
-    return {"sft": _sft, "classify": _classify, "rm": _rm, "embed": _embed, "rerank": _rerank, "score": _score}[task](
-        backend, examples, max_new_tokens=max_new_tokens, ks=ks
-    )
+    return {
+        "sft": _sft,
+        "classify": _classify,
+        "rm": _rm,
+        "embed": _embed,
+        "rerank": _rerank,
+        "score": _score,
+    }[task](backend, examples, max_new_tokens=max_new_tokens, ks=ks)
 
 
 def _sft(backend, examples, *, max_new_tokens, **_) -> Result:
@@ -48,7 +53,10 @@ def _classify_input(ex: dict):
 def _classify(backend, examples, **_) -> Result:
     outputs = backend.classify([_classify_input(ex) for ex in examples])
     truth = [ex["label"] for ex in examples]
-    rows = [{"label": t, "prediction": o["label"], "probs": o["probs"]} for t, o in zip(truth, outputs, strict=True)]
+    rows = [
+        {"label": t, "prediction": o["label"], "probs": o["probs"]}
+        for t, o in zip(truth, outputs, strict=True)
+    ]
     if all(isinstance(t, float) for t in truth):  # regression
         return Result("classify", metrics.regression_metrics(truth, [o["probs"][0] for o in outputs]), rows)
     if all(isinstance(t, list) for t in truth):  # multi-label: one probability per class, 0.5 threshold

@@ -38,8 +38,9 @@ class MetricRecord:
 class RunLogger:
     """Appends metrics and sample previews to a run directory (and TensorBoard, unless turned off)."""
 
-    def __init__(self, run_dir: str | os.PathLike, *, config: Mapping[str, Any] | None = None,
-                 tensorboard: bool = True):
+    def __init__(
+        self, run_dir: str | os.PathLike, *, config: Mapping[str, Any] | None = None, tensorboard: bool = True
+    ):
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if config is not None:
@@ -48,13 +49,21 @@ class RunLogger:
         self._samples = os.open(self.dir / SAMPLES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._tb = _TensorBoard(self.dir / TENSORBOARD) if tensorboard else None
 
-    def log(self, step: int, metrics: Mapping[str, float], *, split: str = "train", epoch: float | None = None) -> None:
+    def log(
+        self, step: int, metrics: Mapping[str, float], *, split: str = "train", epoch: float | None = None
+    ) -> None:
         now = time.time()
         lines = []
         for name, value in metrics.items():
             value = float(value)
-            record = {"step": int(step), "epoch": epoch, "split": split, "name": name,
-                      "value": value if math.isfinite(value) else None, "time": round(now, 3)}
+            record = {
+                "step": int(step),
+                "epoch": epoch,
+                "split": split,
+                "name": name,
+                "value": value if math.isfinite(value) else None,
+                "time": round(now, 3),
+            }
             lines.append(json.dumps(record, ensure_ascii=False) + "\n")
             if self._tb and math.isfinite(value):
                 self._tb.scalar(f"{split}/{name}", value, int(step), now)
@@ -63,10 +72,14 @@ class RunLogger:
         if self._tb:
             self._tb.flush()
 
-    def log_samples(self, samples: Iterable[Mapping[str, Any]], *, split: str = "train", step: int | None = None) -> None:
+    def log_samples(
+        self, samples: Iterable[Mapping[str, Any]], *, split: str = "train", step: int | None = None
+    ) -> None:
         """Each sample: {"segments": [{"text", "trained"}], "label": ...} (extra keys are kept)."""
-        lines = [json.dumps({"split": split, "step": step, "index": i, **s}, ensure_ascii=False) + "\n"
-                 for i, s in enumerate(samples)]
+        lines = [
+            json.dumps({"split": split, "step": step, "index": i, **s}, ensure_ascii=False) + "\n"
+            for i, s in enumerate(samples)
+        ]
         os.write(self._samples, "".join(lines).encode("utf-8"))
 
     def close(self) -> None:

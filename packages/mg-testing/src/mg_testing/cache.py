@@ -35,8 +35,13 @@ def is_built(folder: Path) -> bool:
 def make_readable(folder: Path) -> None:
     # mkdtemp makes the folder private (0700) and safetensors writes weights 0600; a cache that other
     # users or containers read (a shared $MG_TESTING_CACHE on CI) must not be.
+    # Only ADD read (and, for folders, search) bits: executables in a cached venv stay executable, and
+    # symlinks are skipped, since chmod follows them (a venv's bin/python links to the system interpreter).
     for path in [folder, *folder.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        path.chmod(mode | (0o555 if path.is_dir() else 0o444))
 
 
 @contextmanager

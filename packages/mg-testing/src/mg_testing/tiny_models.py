@@ -20,21 +20,23 @@ DECODER_CLASSES = {"qwen2": ("Qwen2Config", "Qwen2ForCausalLM"), "llama": ("Llam
 SEED = 0
 
 # Small enough to build and run in milliseconds, but with grouped-query attention (2 kv heads for 4 heads)
-# and more than one layer, so code that depends on those shapes is exercised.
+# and more than one layer, so code that depends on those shapes is exercised. Head size 32: vLLM's CPU
+# attention kernels support head sizes 32, 64, 80, ... but not 16 ("Unsupported CPU attention
+# configuration: head_dim=16"), and these models are served by real vLLM in tests.
 TINY_DECODER_SIZE = dict(
-    hidden_size=64,
+    hidden_size=128,
     num_hidden_layers=2,
     num_attention_heads=4,
     num_key_value_heads=2,
-    intermediate_size=128,
+    intermediate_size=256,
     max_position_embeddings=DECODER_MAX_LENGTH,
     tie_word_embeddings=True,
 )
 TINY_ENCODER_SIZE = dict(
-    hidden_size=64,
+    hidden_size=128,
     num_hidden_layers=2,
     num_attention_heads=4,
-    intermediate_size=128,
+    intermediate_size=256,
     max_position_embeddings=ENCODER_MAX_LENGTH,
     type_vocab_size=2,
 )

@@ -19,8 +19,16 @@ class EndpointError(RuntimeError):
 
 
 class Endpoint:
-    def __init__(self, url: str, *, model: str | None = None, batch_size: int = 16, timeout: float = 300,
-                 workers: int = 4, api_key: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str | None = None,
+        batch_size: int = 16,
+        timeout: float = 300,
+        workers: int = 4,
+        api_key: str | None = None,
+    ):
         self.url = url.rstrip("/")
         if self.url.endswith("/v1"):
             self.url = self.url[:-3]
@@ -32,7 +40,9 @@ class Endpoint:
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
-        req = urllib.request.Request(self.url + path, data=data, headers=headers, method="GET" if body is None else "POST")
+        req = urllib.request.Request(
+            self.url + path, data=data, headers=headers, method="GET" if body is None else "POST"
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return json.loads(resp.read())
@@ -65,20 +75,29 @@ class Endpoint:
             return self._request("/v1/chat/completions", body)["choices"][0]["message"]["content"] or ""
 
         with ThreadPoolExecutor(self.workers) as pool:
-            answers = list(tqdm(pool.map(one, prompts), total=len(prompts), desc="generate", leave=False, disable=None))
+            answers = list(
+                tqdm(pool.map(one, prompts), total=len(prompts), desc="generate", leave=False, disable=None)
+            )
         return [a.strip() for a in answers]
 
     def classify(self, inputs: list) -> list[dict]:
         if any(isinstance(x, tuple) for x in inputs):
-            raise EndpointError("text-pair classification has no endpoint in the vLLM API; use --model, or the score task")
+            raise EndpointError(
+                "text-pair classification has no endpoint in the vLLM API; use --model, or the score task"
+            )
         results: list[dict] = []
         texts = [x for x in inputs if isinstance(x, str)]
         if len(texts) == len(inputs):
             for batch in self._chunks(texts, "classify"):
                 data = self._request("/classify", {"model": self.model, "input": batch})["data"]
-                results += [{"label": d.get("label"), "probs": d["probs"]} for d in sorted(data, key=lambda d: d["index"])]
+                results += [
+                    {"label": d.get("label"), "probs": d["probs"]}
+                    for d in sorted(data, key=lambda d: d["index"])
+                ]
             return results
-        for messages in tqdm(inputs, desc="classify", leave=False, disable=None):  # conversations: one request each
+        for messages in tqdm(
+            inputs, desc="classify", leave=False, disable=None
+        ):  # conversations: one request each
             d = self._request("/classify", {"model": self.model, "messages": messages})["data"][0]
             results.append({"label": d.get("label"), "probs": d["probs"]})
         return results

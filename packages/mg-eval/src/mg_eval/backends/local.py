@@ -20,7 +20,9 @@ def _torch():
 
 
 class LocalModel:
-    def __init__(self, path: str | os.PathLike, *, device: str = "auto", batch_size: int = 16, max_length: int = 512):
+    def __init__(
+        self, path: str | os.PathLike, *, device: str = "auto", batch_size: int = 16, max_length: int = 512
+    ):
         self.path = Path(path)
         if not (self.path / "config.json").is_file():
             raise FileNotFoundError(f"--model {path}: not a model folder (no config.json)")
@@ -59,11 +61,18 @@ class LocalModel:
         out = []
         for batch in self._batches([self._render(x) for x in inputs], desc):
             if isinstance(batch[0], tuple):
-                enc = self.tokenizer([a for a, _ in batch], [b for _, b in batch], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt")
+                enc = self.tokenizer(
+                    [a for a, _ in batch],
+                    [b for _, b in batch],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
             else:
-                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
-                                     return_tensors="pt")
+                enc = self.tokenizer(
+                    batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                )
             with torch.inference_mode():
                 out.append(model(**enc.to(self.device)).logits.float().cpu())
         return torch.cat(out) if out else torch.empty(0, model.config.num_labels)
@@ -88,7 +97,9 @@ class LocalModel:
         else:
             probs = torch.softmax(logits, dim=-1)
         names = self.id2label
-        return [{"label": names.get(int(p.argmax()), str(int(p.argmax()))), "probs": p.tolist()} for p in probs]
+        return [
+            {"label": names.get(int(p.argmax()), str(int(p.argmax()))), "probs": p.tolist()} for p in probs
+        ]
 
     def reward(self, inputs: list) -> list[float]:
         return self._logits(inputs, "reward")[:, 0].tolist()
@@ -107,7 +118,9 @@ class LocalModel:
         from transformers import AutoConfig
 
         archs = AutoConfig.from_pretrained(self.path).architectures or []
-        return (self.path / "modules.json").is_file() or not any(a.endswith("ForSequenceClassification") for a in archs)
+        return (self.path / "modules.json").is_file() or not any(
+            a.endswith("ForSequenceClassification") for a in archs
+        )
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         if self._model is None:
@@ -117,8 +130,13 @@ class LocalModel:
             # mean pooling, the usual default for a bare encoder.
             self._model = SentenceTransformer(str(self.path), device=self.device)
             self._model.max_seq_length = min(self._model.max_seq_length or self.max_length, self.max_length)
-        vectors = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)
+        vectors = self._model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return vectors.tolist()
 
     def _causal_lm(self):
@@ -140,8 +158,9 @@ class LocalModel:
             texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in batch]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             with torch.inference_mode():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tok.pad_token_id)
+                out = model.generate(
+                    **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+                )
             answers += tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         return [a.strip() for a in answers]
 
@@ -151,7 +170,9 @@ class LocalModel:
         model = self._causal_lm()
         total, count = 0.0, 0
         for conv in tqdm(conversations, desc="loss", leave=False, disable=None):
-            prompt_ids = self.tokenizer.apply_chat_template(conv[:-1], add_generation_prompt=True, return_dict=False)
+            prompt_ids = self.tokenizer.apply_chat_template(
+                conv[:-1], add_generation_prompt=True, return_dict=False
+            )
             full_ids = self.tokenizer.apply_chat_template(conv, return_dict=False)[: self.max_length]
             ids = torch.tensor([full_ids], device=self.device)
             labels = ids.clone()
