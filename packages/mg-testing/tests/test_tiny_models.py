@@ -22,7 +22,7 @@ def test_decoder_loads_as_causal_lm_and_learns_from_a_batch(request, fixture_nam
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert type(model).__name__ == DECODERS[fixture_name]
     config = model.config
-    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (64, 2, 4)
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (128, 2, 4)
     assert config.num_key_value_heads == 2
     assert config.vocab_size == len(tokenizer)
     assert config.tie_word_embeddings
@@ -73,8 +73,8 @@ def test_encoder_loads_as_base_model_and_sequence_classifier(tiny_encoder_dir):
     encoder = AutoModel.from_pretrained(tiny_encoder_dir)
     assert type(encoder).__name__ == "BertModel"
     hidden = encoder(**batch)
-    assert hidden.last_hidden_state.shape == (2, batch["input_ids"].shape[1], 64)
-    assert hidden.pooler_output.shape == (2, 64)
+    assert hidden.last_hidden_state.shape == (2, batch["input_ids"].shape[1], 128)
+    assert hidden.pooler_output.shape == (2, 128)
 
     classifier = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_dir, num_labels=3)
     # The checkpoint's encoder weights are loaded, not re-initialised: only the classifier is new.

@@ -118,7 +118,7 @@ def report(run_dirs, output, png_dir, title):
 
     try:
         path = write_report(list(run_dirs), output, png_dir=png_dir, title=title)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # not a run dir, or a broken config.json / record
         raise DataError(str(e)) from None
     click.echo(f"wrote {path}", err=True)
 

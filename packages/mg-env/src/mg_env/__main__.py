@@ -1,0 +1,3 @@
+from mg_env.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""Names other tools use for our config keys: one table, applied before anything else reads a config.
+
+transformers TrainingArguments names are ours already (the task Config subclasses it). The table maps
+LLaMA-Factory YAML, TRL and sentence-transformers names, and the seed's spellings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+# alias -> our key
+ALIASES: dict[str, str] = {
+    # LLaMA-Factory
+    "stage": "task",
+    "cutoff_len": "max_length",
+    "lora_rank": "lora_r",
+    "lora_target": "lora_target_modules",
+    "eval_dataset": "eval_file",
+    "max_samples": None,  # handled below (no silent truncation support yet): rejected with a clear message
+    # TRL / sentence-transformers / HF datasets
+    "max_seq_length": "max_length",
+    "model_name": "model_name_or_path",
+    "model": "model_name_or_path",
+    "train_dataset": "train_file",
+    "validation_file": "eval_file",
+    "test_file": "eval_file",
+    "pooling_mode": "pooling",
+    "normalize_embeddings": "normalize",
+    # the seed
+    "train_data": "train_file",
+    "eval_data": "eval_file",
+}
+# LLaMA-Factory stage names -> our task names
+STAGES = {"rm": "rm", "sft": "sft", "pt": "pt", "dpo": "dpo", "ppo": "ppo", "kto": "kto"}
+# Accepted so that LLaMA-Factory YAMLs load, but meaningless for pooling tasks (no chat template is applied).
+IGNORED = {"template", "do_train", "do_eval", "overwrite_cache", "preprocessing_num_workers", "trust_remote_code",
+           "plot_loss", "overwrite_output_dir", "dataloader_num_workers_lf"}
+
+
+def apply_aliases(mapping: dict[str, Any], *, source: str = "config") -> dict[str, Any]:
+    from mg_train.config import ConfigError
+
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if key in IGNORED:
+            continue
+        if key == "max_samples":
+            raise ConfigError(f"{source}: max_samples is not supported; cut the data file instead (mg-data)")
+        if key in ("dataset", "dataset_dir"):
+            continue  # resolved together below
+        target = ALIASES.get(key, key)
+        if target in out and out[target] != value:
+            raise ConfigError(f"{source}: {key!r} and {target!r} both given with different values")
+        out[target] = value
+    if "dataset" in mapping:
+        out.setdefault("train_file", _lf_dataset(mapping["dataset"], mapping.get("dataset_dir"), source))
+    if out.get("finetuning_type") == "freeze":
+        raise ConfigError(f"{source}: finetuning_type freeze is not supported (full or lora)")
+    return out
+
+
+def _lf_dataset(name: Any, dataset_dir: str | None, source: str) -> str:
+    """LLaMA-Factory's `dataset` names an entry of dataset_dir/dataset_info.json (or is a path)."""
+    from mg_train.config import ConfigError
+
+    if isinstance(name, list | tuple) or (isinstance(name, str) and "," in name):
+        raise ConfigError(f"{source}: dataset: several datasets are not supported yet; concatenate them into one file")
+    if dataset_dir:
+        info_path = os.path.join(dataset_dir, "dataset_info.json")
+        if os.path.isfile(info_path):
+            with open(info_path, encoding="utf-8") as f:
+                info = json.load(f)
+            if name in info:
+                entry = info[name]
+                if "file_name" not in entry:
+                    raise ConfigError(f"{info_path}: dataset {name!r} has no file_name (hub datasets are not reachable)")
+                return os.path.join(dataset_dir, entry["file_name"])
+        return os.path.join(dataset_dir, name)
+    return str(name)

@@ -1,0 +1,130 @@
+"""train(job): data checked → model built → trained (resumable) → best or final model exported to
+<output_dir>/model in the layout vLLM serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+from mg_data import iter_examples
+from mg_train.config import ConfigError, TrainJob
+from mg_train.resume import resolve_resume
+
+DATA_TASK = {"classify": "classify", "rm": "rm", "embed": "embed", "rerank": "rerank", "score": "score"}
+
+
+class ListDataset:
+    """Normalized examples as a map-style dataset (the collator tokenizes)."""
+
+    def __init__(self, examples: list[dict]):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.examples[i]
+
+
+def load_data(job: TrainJob) -> tuple[list[dict], list[dict]]:
+    """Every row of every file is checked (mg-data) before anything heavy happens."""
+    train = list(iter_examples(job.data.train_file, DATA_TASK[job.task]))
+    eval_ = list(iter_examples(job.data.eval_file, DATA_TASK[job.task])) if job.data.eval_file else []
+    if not train:
+        raise ConfigError(f"{job.data.train_file}: no training examples")
+    if not eval_ and job.data.val_size:
+        if not 0 < job.data.val_size < 1:
+            raise ConfigError(f"val_size must be between 0 and 1, not {job.data.val_size}")
+        order = list(range(len(train)))
+        random.Random(job.train.seed).shuffle(order)
+        cut = max(1, int(len(train) * job.data.val_size))
+        held = set(order[:cut])
+        eval_ = [ex for i, ex in enumerate(train) if i in held]
+        train = [ex for i, ex in enumerate(train) if i not in held]
+    return train, eval_
+
+
+def train(job: TrainJob, *, log=print) -> dict:
+    import transformers
+    from transformers import AutoTokenizer
+
+    from mg_eval.runlog import RunLogger, write_json_atomic
+    from mg_heads.tokenize import ensure_pad_token
+    from mg_train.preview import format_preview, preview_samples
+    from mg_train.tasks import get
+    from mg_train.trainer import PoolingTrainer, RunLogCallback
+
+    task = get(job.task)
+    train_examples, eval_examples = load_data(job)
+    if job.train.eval_strategy != "no" and not eval_examples:
+        raise ConfigError("eval_strategy is set but there is no eval data (eval_file or val_size)")
+    resume = resolve_resume(job.train.resume_from_checkpoint, job.train.output_dir)
+    task_data = task.prepare(job, train_examples, eval_examples)
+
+    if not os.path.isdir(job.model.model_name_or_path) and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ConfigError(f"model_name_or_path: {job.model.model_name_or_path} is not a folder (and the hub is offline)")
+    tokenizer = AutoTokenizer.from_pretrained(job.model.model_name_or_path)
+    ensure_pad_token(tokenizer)  # decoders without a pad token pad with eos (mg-heads README: pad == eos)
+    collate = task.collate(tokenizer, job, task_data)
+
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    samples = preview_samples(train_examples, collate, tokenizer, job.task, job.data.preview_samples)
+    if is_main and samples:
+        log(f"data preview: {len(train_examples)} train / {len(eval_examples)} eval examples; first samples as "
+            "the model sees them:\n" + format_preview(samples))
+
+    transformers.set_seed(job.train.seed)
+    model = task.build_model(job, task_data, tokenizer)
+    if job.model.finetuning_type == "lora":
+        from mg_heads.lora import apply_lora
+
+        model = apply_lora(model, job.task, r=job.model.lora_r, alpha=job.model.lora_alpha,
+                           dropout=job.model.lora_dropout, target_modules=job.model.lora_target_modules)
+
+    run_dir = Path(job.train.output_dir)
+    logger = RunLogger(run_dir, config=job.raw) if is_main else None
+    if logger and not resume:
+        logger.log_samples(samples, split="train", step=0)
+    callbacks = [RunLogCallback(logger)] if logger else []
+    trainer = PoolingTrainer(model=model, args=job.train, train_dataset=ListDataset(train_examples),
+                             eval_dataset=ListDataset(eval_examples) if eval_examples else None,
+                             data_collator=collate, processing_class=tokenizer, callbacks=callbacks, job=job,
+                             task_module=task, task_data=task_data, eval_examples=eval_examples)
+    outcome = trainer.train(resume_from_checkpoint=resume)
+    final = trainer.evaluate() if eval_examples else {}
+
+    summary = {"task": job.task, "train_loss": outcome.training_loss, "global_step": outcome.global_step,
+               "best_checkpoint": trainer.state.best_model_checkpoint, **final}
+    export_dir = run_dir / "model"
+    model_to_export = _exportable(trainer)
+    if trainer.is_world_process_zero():
+        training = {"task": job.task, "finetuning_type": job.model.finetuning_type,
+                    "base_model": job.model.model_name_or_path, "epochs": job.train.num_train_epochs,
+                    "learning_rate": job.train.learning_rate, "steps": outcome.global_step,
+                    "best_checkpoint": trainer.state.best_model_checkpoint}
+        task.export(model_to_export, tokenizer, export_dir, job, task_data, training)
+        summary["model_dir"] = str(export_dir)
+        write_json_atomic(run_dir / "train_summary.json", summary)
+        log(f"model: {export_dir}")
+        serve = json.loads((export_dir / "mg_export.json").read_text(encoding="utf-8")).get("vllm_serve")
+        if serve:
+            log(f"serve it: {serve if isinstance(serve, str) else next(iter(serve.values()))}")
+    if logger:
+        logger.close()
+    return summary
+
+
+def _exportable(trainer):
+    """The trained model with full weights on this process (ZeRO-3 keeps only a shard per process)."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if trainer.is_deepspeed_enabled and trainer.accelerator.deepspeed_config["zero_optimization"]["stage"] == 3:
+        state = trainer.accelerator.get_state_dict(trainer.deepspeed)  # collective: every rank takes part
+        if trainer.is_world_process_zero():
+            import copy
+
+            full = copy.deepcopy(model)
+            full.load_state_dict(state, strict=False)
+            return full
+    return model

@@ -1,0 +1,65 @@
+"""score: pair regression with a cross-encoder (num_labels=1, problem_type regression): CoSENT (the
+ranking of pair scores follows the ranking of labels) or MSE on the similarity label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from mg_train.config import ConfigError
+from mg_train.tasks.base import ModelBackend, PoolingConfig, tokenize
+
+
+@dataclass
+class Config(PoolingConfig):
+    score_loss: str = field(default="cosent", metadata={"help": "cosent or mse."})
+
+    metric_default = "spearman"
+    greater_default = True
+
+
+@dataclass
+class TaskData:
+    pass
+
+
+def prepare(job, train, eval_) -> TaskData:
+    if job.train.score_loss not in ("cosent", "mse"):
+        raise ConfigError(f"score_loss must be cosent or mse, not {job.train.score_loss!r}")
+    return TaskData()
+
+
+def build_model(job, data, tokenizer):
+    from mg_heads.classification import load_sequence_classifier
+
+    return load_sequence_classifier(job.model.model_name_or_path, num_labels=1, problem_type="regression")
+
+
+def collate(tokenizer, job, data):
+    def batch(examples):
+        out = dict(tokenize(tokenizer, [ex["text_1"] for ex in examples], [ex["text_2"] for ex in examples],
+                            max_length=job.model.max_length, seq_cls=True))
+        out["labels"] = torch.tensor([ex["label"] for ex in examples], dtype=torch.float)
+        return out
+
+    return batch
+
+
+def loss(model, batch, config):
+    from mg_heads.losses.cosent import cosent
+    from mg_heads.losses.mse import mse
+
+    labels = batch.pop("labels")
+    pred = model(**batch).logits.squeeze(-1)
+    return cosent(pred, labels) if config.score_loss == "cosent" else mse(pred, labels)
+
+
+def backend(model, tokenizer, job, data):
+    return ModelBackend(model, tokenizer, max_length=job.model.max_length, seq_cls=True)
+
+
+def export(model, tokenizer, out_dir, job, data, training: dict):
+    from mg_heads.export import export as write
+
+    return write(model, tokenizer, out_dir, task="score", max_length=job.model.max_length, training=training)
