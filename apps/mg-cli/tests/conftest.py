@@ -16,8 +16,9 @@ def write_config(path: Path, **config) -> Path:
 
 
 def mg_train(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mg_cli.train", *map(str, args)], capture_output=True, text=True,
-                          **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "mg_cli.train", *map(str, args)], capture_output=True, text=True, **kwargs
+    )
 
 
 def metrics(run_dir: Path) -> list[dict]:

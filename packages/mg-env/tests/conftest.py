@@ -17,11 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from mg_env import locks
+from mg_env import locks, sources
 from mg_env.profiles import Profile
 
 # Variables of the machine that choose package sources; tests that need a known source clear them all.
-SOURCE_VARS = [v for v in os.environ if v.startswith(("PIP_", "UV_"))] + ["PIP_CONFIG_FILE", "VIRTUAL_ENV"]
+SOURCE_VARS = [v for v in os.environ if v.startswith("PIP_")] + [
+    *sources.UV_VARS,
+    "UV_CONFIG_FILE",
+    "VIRTUAL_ENV",
+]
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +95,7 @@ def clean_sources(monkeypatch):
     for var in SOURCE_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("UV_NO_CONFIG", "1")  # nor a uv.toml of the machine's
     return monkeypatch
 
 

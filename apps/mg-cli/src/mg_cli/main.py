@@ -6,6 +6,7 @@ import click
 
 from mg_data.cli import cli as data_cli
 from mg_data.cli import run_cli
+from mg_env.cli import cli as env_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +16,7 @@ def mg() -> None:
 
 
 mg.add_command(data_cli, name="data")
+mg.add_command(env_cli, name="env")
 
 
 def main() -> None:

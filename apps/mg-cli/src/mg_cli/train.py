@@ -12,8 +12,13 @@ import yaml
 from mg_data import DataError
 from mg_data.pipeline import InvalidRows
 
-LAUNCH_FLAGS = {"--nproc-per-node": "nproc_per_node", "--nnodes": "nnodes", "--node-rank": "node_rank",
-                "--master-addr": "master_addr", "--master-port": "master_port"}
+LAUNCH_FLAGS = {
+    "--nproc-per-node": "nproc_per_node",
+    "--nnodes": "nnodes",
+    "--node-rank": "node_rank",
+    "--master-addr": "master_addr",
+    "--master-port": "master_port",
+}
 USAGE = """usage: mg-train CONFIG.yaml [--key value ...] [--resume] [--nproc-per-node N] [--nnodes N --node-rank R
                  --master-addr HOST --master-port PORT]
 
@@ -29,7 +34,8 @@ def read_yaml(path: str) -> tuple[dict, dict[str, int]]:
     """The mapping and the line of each top-level key (for file:line errors)."""
     if not os.path.isfile(path):
         raise UsageError(f"{path}: no such config file")
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -75,8 +81,14 @@ def parse_argv(argv: list[str]) -> tuple[str, dict, dict]:
 
 
 def torchrun_command(argv: list[str], launch: dict) -> list[str]:
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={launch.get('nproc_per_node', 1)}",
-           f"--nnodes={launch.get('nnodes', 1)}", f"--node-rank={launch.get('node_rank', 0)}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={launch.get('nproc_per_node', 1)}",
+        f"--nnodes={launch.get('nnodes', 1)}",
+        f"--node-rank={launch.get('node_rank', 0)}",
+    ]
     if "master_addr" in launch:
         cmd.append(f"--master-addr={launch['master_addr']}")
     cmd.append(f"--master-port={launch.get('master_port', 29500)}")

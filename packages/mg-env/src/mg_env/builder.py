@@ -12,13 +12,30 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from mg_env import __version__, locks, profiles, sources, store, uvtool
-from mg_env.envs import BuildRecord, Env, env_name, load
+from mg_env.envs import BuildRecord, Env, activated, env_name, load
 from mg_env.errors import BuildFailed, EnvError
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one build makes: which env, from which lock, with which interpreter."""
+
+    profile: profiles.Profile
+    version: str
+    python: str  # X.Y, as in the lock's name
+    interpreter: str  # what `uv venv --python` gets
+    lock: Path
+    lock_sha256: str
+
+    @property
+    def name(self) -> str:
+        return env_name(self.profile.name, self.version)
 
 
 def _quiet(_: str) -> None:
@@ -75,11 +92,11 @@ def build(
     uv = uvtool.find(st.home, say=on_progress)
     python, interpreter = pick_python(prof, version, uv)
     lock = locks.require_lock(prof, version, python)
-    lock_sha = locks.sha256(lock)
-    name = env_name(prof.name, version)
+    plan = Plan(prof, version, python, interpreter, lock, locks.sha256(lock))
+    name = plan.name
 
     current = load(name, st.home, prof)
-    if not force and _up_to_date(current, lock_sha):
+    if not force and _up_to_date(current, plan.lock_sha256):
         on_progress(f"{name} is up to date ({current.path})")
         return current
 
@@ -91,16 +108,16 @@ def build(
         current = load(name, st.home, prof)
         # Whatever finished while we waited was built from the same lock after we asked: take it, even
         # with force (two `--force` at once should not build twice).
-        if _up_to_date(current, lock_sha) and (not force or (waited and current.record.built_at >= asked)):
+        if _up_to_date(current, plan.lock_sha256) and (
+            not force or (waited and current.record.built_at >= asked)
+        ):
             on_progress(f"{name} was built by another process meanwhile: reusing it ({current.path})")
             return current
         for leftover in st.clean_unfinished(name):
             on_progress(f"removed {leftover.name}, left by a build that did not finish")
         target = st.new_build(name)
         try:
-            return _build_locked(
-                prof, version, (python, interpreter), lock, lock_sha, name, st, uv, target, on_progress
-            )
+            return _build_locked(plan, st, uv, target, on_progress)
         except BaseException:
             # A failed build leaves nothing behind; a killed one leaves `target`, removed by the next build.
             if st.current(name) != target.resolve():
@@ -108,20 +125,10 @@ def build(
             raise
 
 
-def _build_locked(
-    prof: profiles.Profile,
-    version: str,
-    python: tuple[str, str],
-    lock: Path,
-    lock_sha: str,
-    name: str,
-    st: store.Store,
-    uv: Path,
-    target: Path,
-    say: Progress,
-) -> Env:
+def _build_locked(plan: Plan, st: store.Store, uv: Path, target: Path, say: Progress) -> Env:
+    """Make the env in `target`, check it, record it, switch to it. Runs holding the env's lock."""
     started = time.time()
-    python, interpreter = python
+    prof, name, lock = plan.profile, plan.name, plan.lock
     log = st.logs / f"{target.name}.log"
     src = sources.resolve(os.environ, prof.torch_index)
     uv_env = {**os.environ, **src.uv_env()}
@@ -136,8 +143,8 @@ def _build_locked(
         if uvtool.run(uv, args, env=uv_env, cwd=st.home, log=log, on_line=show):
             raise BuildFailed(f"{what} failed for {name}{_hint(log, prof, src)}; uv's output: {log}")
 
-    say(f"[1/4] {name}: creating a Python {python} venv in {target}")
-    uv_step(["venv", "--quiet", "--allow-existing", "--python", interpreter, str(target)], "uv venv")
+    say(f"[1/4] {name}: creating a Python {plan.python} venv in {target}")
+    uv_step(["venv", "--quiet", "--allow-existing", "--python", plan.interpreter, str(target)], "uv venv")
     described = src.describe()
     extra = "".join(f" + {u}" for u in described["extra_index_urls"] + described["find_links"])
     say(
@@ -164,7 +171,7 @@ def _build_locked(
         check = [part.format(python=target / "bin" / "python", bin=target / "bin") for part in prof.check]
         shown = " ".join([Path(check[0]).name, *check[1:]])
         say(f"[3/4] {name}: checking the new env: {shown}")
-        done = subprocess.run(check, capture_output=True, text=True, env=_clean_env(target), cwd=st.home)
+        done = subprocess.run(check, capture_output=True, text=True, env=activated(target), cwd=st.home)
         with open(log, "a", encoding="utf-8") as out:
             out.write(f"$ {' '.join(check)}\n{done.stdout}{done.stderr}")
         if done.returncode:
@@ -172,11 +179,11 @@ def _build_locked(
             raise BuildFailed(f"the new {name} env failed its check ({last[0]}); output: {log}")
     record = BuildRecord(
         profile=prof.name,
-        version=version,
+        version=plan.version,
         python=_python_version(target),
-        platform=locks.platform_tag(python),
+        platform=locks.platform_tag(plan.python),
         lock=lock.name,
-        lock_sha256=lock_sha,
+        lock_sha256=plan.lock_sha256,
         built_at=time.time(),
         build_seconds=round(time.time() - started, 1),
         uv=uvtool.version(uv),
@@ -190,13 +197,6 @@ def _build_locked(
     env = load(name, st.home, prof)
     if env is None:
         raise EnvError(f"{name} was built but {st.link(name)} does not point at it")
-    return env
-
-
-def _clean_env(target: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
-    env["VIRTUAL_ENV"] = str(target)
-    env["PATH"] = os.pathsep.join([str(target / "bin"), env.get("PATH", "")])
     return env
 
 

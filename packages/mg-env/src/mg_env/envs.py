@@ -41,7 +41,21 @@ class BuildRecord:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        # Written whole or not at all: its presence is what marks a build as finished.
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        os.replace(tmp, path)
+
+
+def activated(venv: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a command runs with in `venv`: its bin first on PATH, as `activate` would do, and
+    none of the caller's variables that would pull the caller's packages in."""
+    env = dict(os.environ if base is None else base)
+    for var in _LEAKY:
+        env.pop(var, None)
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
+    return env
 
 
 def env_name(profile: str, version: str) -> str:
@@ -94,13 +108,8 @@ class Env:
         return {name: installed.get(name) for name in self.profile.key_packages}
 
     def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment a command runs with: the env's bin first on PATH, as `activate` would do."""
-        env = dict(os.environ if base is None else base)
-        for var in _LEAKY:
-            env.pop(var, None)
-        env["VIRTUAL_ENV"] = str(self.path)
-        env["PATH"] = os.pathsep.join([str(self.bin), env.get("PATH", "")])
-        return env
+        """The environment a command runs with in this env (see `activated`)."""
+        return activated(self.path, base)
 
     def argv(self, cmd: Sequence[str | os.PathLike]) -> list[str]:
         """cmd with a bare program name resolved against the env's bin first."""

@@ -58,7 +58,9 @@ class Store:
     def names(self) -> list[str]:
         if not self.envs.is_dir():
             return []
-        return sorted(p.name for p in self.envs.iterdir() if p.is_symlink() and self.current(p.name))
+        # Hidden names are a switch's temporary link, left if it was killed between its two steps.
+        links = (p for p in self.envs.iterdir() if p.is_symlink() and not p.name.startswith("."))
+        return sorted(p.name for p in links if self.current(p.name))
 
     @contextmanager
     def lock(self, name: str, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:

@@ -35,8 +35,17 @@ ALIASES: dict[str, str] = {
 # LLaMA-Factory stage names -> our task names
 STAGES = {"rm": "rm", "sft": "sft", "pt": "pt", "dpo": "dpo", "ppo": "ppo", "kto": "kto"}
 # Accepted so that LLaMA-Factory YAMLs load, but meaningless for pooling tasks (no chat template is applied).
-IGNORED = {"template", "do_train", "do_eval", "overwrite_cache", "preprocessing_num_workers", "trust_remote_code",
-           "plot_loss", "overwrite_output_dir", "dataloader_num_workers_lf"}
+IGNORED = {
+    "template",
+    "do_train",
+    "do_eval",
+    "overwrite_cache",
+    "preprocessing_num_workers",
+    "trust_remote_code",
+    "plot_loss",
+    "overwrite_output_dir",
+    "dataloader_num_workers_lf",
+}
 
 
 def apply_aliases(mapping: dict[str, Any], *, source: str = "config") -> dict[str, Any]:
@@ -66,7 +75,9 @@ def _lf_dataset(name: Any, dataset_dir: str | None, source: str) -> str:
     from mg_train.config import ConfigError
 
     if isinstance(name, list | tuple) or (isinstance(name, str) and "," in name):
-        raise ConfigError(f"{source}: dataset: several datasets are not supported yet; concatenate them into one file")
+        raise ConfigError(
+            f"{source}: dataset: several datasets are not supported yet; concatenate them into one file"
+        )
     if dataset_dir:
         info_path = os.path.join(dataset_dir, "dataset_info.json")
         if os.path.isfile(info_path):
@@ -75,7 +86,9 @@ def _lf_dataset(name: Any, dataset_dir: str | None, source: str) -> str:
             if name in info:
                 entry = info[name]
                 if "file_name" not in entry:
-                    raise ConfigError(f"{info_path}: dataset {name!r} has no file_name (hub datasets are not reachable)")
+                    raise ConfigError(
+                        f"{info_path}: dataset {name!r} has no file_name (hub datasets are not reachable)"
+                    )
                 return os.path.join(dataset_dir, entry["file_name"])
         return os.path.join(dataset_dir, name)
     return str(name)

@@ -26,25 +26,38 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelArgs:
-    model_name_or_path: str = field(default=None, metadata={"help": "HF model folder (or a name in the HF cache)."})
+    model_name_or_path: str = field(
+        default=None, metadata={"help": "HF model folder (or a name in the HF cache)."}
+    )
     finetuning_type: str = field(default="full", metadata={"help": "full or lora."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
     lora_target_modules: list[str] | str | None = field(
-        default=None, metadata={"help": "Modules to adapt (names or 'all'); default: every linear layer but the head."}
+        default=None,
+        metadata={"help": "Modules to adapt (names or 'all'); default: every linear layer but the head."},
     )
-    pooling: str | None = field(default=None, metadata={"help": "embed: cls, mean or last (default by backbone)."})
+    pooling: str | None = field(
+        default=None, metadata={"help": "embed: cls, mean or last (default by backbone)."}
+    )
     normalize: bool = field(default=True, metadata={"help": "embed: L2-normalize embeddings."})
     max_length: int = field(default=512, metadata={"help": "Truncate inputs to this many tokens."})
 
 
 @dataclass
 class DataArgs:
-    train_file: str = field(default=None, metadata={"help": "Training data: any file and layout mg-data reads."})
-    eval_file: str | None = field(default=None, metadata={"help": "Held-out data for evaluation during training."})
-    val_size: float = field(default=0.0, metadata={"help": "Without eval_file: hold out this fraction of train."})
-    preview_samples: int = field(default=3, metadata={"help": "Samples printed (as the model sees them) before step 1."})
+    train_file: str = field(
+        default=None, metadata={"help": "Training data: any file and layout mg-data reads."}
+    )
+    eval_file: str | None = field(
+        default=None, metadata={"help": "Held-out data for evaluation during training."}
+    )
+    val_size: float = field(
+        default=0.0, metadata={"help": "Without eval_file: hold out this fraction of train."}
+    )
+    preview_samples: int = field(
+        default=3, metadata={"help": "Samples printed (as the model sees them) before step 1."}
+    )
 
 
 @dataclass
@@ -62,7 +75,9 @@ def config_class(task: str):
     return get(task).Config
 
 
-def parse(mapping: dict[str, Any], *, source: str = "config", locations: dict[str, str] | None = None) -> TrainJob:
+def parse(
+    mapping: dict[str, Any], *, source: str = "config", locations: dict[str, str] | None = None
+) -> TrainJob:
     """`locations` says where each key was given ("file.yaml:7", "flag --lr"), so errors name the place."""
     locations = locations or {}
 
@@ -72,10 +87,14 @@ def parse(mapping: dict[str, Any], *, source: str = "config", locations: dict[st
     mapping = apply_aliases(dict(mapping), source=source)
     task = mapping.pop("task", None)
     if task is None:
-        raise ConfigError(f"{source}: missing 'task' (one of {', '.join(TASKS)}; LLaMA-Factory's 'stage' works too)")
+        raise ConfigError(
+            f"{source}: missing 'task' (one of {', '.join(TASKS)}; LLaMA-Factory's 'stage' works too)"
+        )
     if task in GENERATIVE:
-        raise ConfigError(f"{source}: task {task!r} is generative; run it through the LLaMA-Factory backend "
-                          "(mg-train --llamafactory) until mg-train's own generative trainers land")
+        raise ConfigError(
+            f"{source}: task {task!r} is generative; run it through the LLaMA-Factory backend "
+            "(mg-train --llamafactory) until mg-train's own generative trainers land"
+        )
     if task not in TASKS:
         raise ConfigError(f"{at('task')}: task {task!r} is not one of {', '.join(TASKS)}")
     cls = config_class(task)
@@ -87,13 +106,18 @@ def parse(mapping: dict[str, Any], *, source: str = "config", locations: dict[st
             near = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise ConfigError(f"{at(key)}: unknown key {key!r}{hint}")
-    parts = {g: {k: _coerce(c, k, v, at(k)) for k, v in mapping.items() if k in names[g]} for g, c in groups.items()}
+    parts = {
+        g: {k: _coerce(c, k, v, at(k)) for k, v in mapping.items() if k in names[g]}
+        for g, c in groups.items()
+    }
     model, data = ModelArgs(**parts["model"]), DataArgs(**parts["data"])
     for obj, key in ((model, "model_name_or_path"), (data, "train_file")):
         if not getattr(obj, key):
             raise ConfigError(f"{source}: missing {key!r}")
     if model.finetuning_type not in ("full", "lora"):
-        raise ConfigError(f"{at('finetuning_type')}: finetuning_type must be full or lora, not {model.finetuning_type!r}")
+        raise ConfigError(
+            f"{at('finetuning_type')}: finetuning_type must be full or lora, not {model.finetuning_type!r}"
+        )
     if parts["train"].get("output_dir") is None:
         raise ConfigError(f"{source}: missing 'output_dir'")
     train_kwargs = {**cls.defaults_for(has_eval=bool(data.eval_file or data.val_size)), **parts["train"]}

@@ -17,7 +17,9 @@ def preview_samples(examples: list[dict], collate: Callable, tokenizer, task: st
     for ex in examples[:n]:
         batch = collate([ex])
         texts = _texts(batch, tokenizer)
-        samples.append({"segments": [{"text": t, "trained": False} for t in texts], "label": _label(ex, task)})
+        samples.append(
+            {"segments": [{"text": t, "trained": False} for t in texts], "label": _label(ex, task)}
+        )
     return samples
 
 

@@ -17,11 +17,15 @@ def resolve_resume(value, output_dir: str | os.PathLike) -> str | None:
     "auto"/true: the newest checkpoint in output_dir if there is one, else fresh. A path must exist."""
     if value is False or (isinstance(value, str) and value.strip().lower() in FRESH) or value is None:
         return None
-    if value is True or (isinstance(value, str) and value.strip().lower() in ("auto", "true", "yes", "latest")):
+    if value is True or (
+        isinstance(value, str) and value.strip().lower() in ("auto", "true", "yes", "latest")
+    ):
         return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
     path = Path(str(value))
     if not (path / "trainer_state.json").is_file():
         from mg_train.config import ConfigError
 
-        raise ConfigError(f"resume_from_checkpoint: {value} is not a checkpoint folder (no trainer_state.json)")
+        raise ConfigError(
+            f"resume_from_checkpoint: {value} is not a checkpoint folder (no trainer_state.json)"
+        )
     return str(path)

@@ -64,7 +64,9 @@ def train(job: TrainJob, *, log=print) -> dict:
     task_data = task.prepare(job, train_examples, eval_examples)
 
     if not os.path.isdir(job.model.model_name_or_path) and os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise ConfigError(f"model_name_or_path: {job.model.model_name_or_path} is not a folder (and the hub is offline)")
+        raise ConfigError(
+            f"model_name_or_path: {job.model.model_name_or_path} is not a folder (and the hub is offline)"
+        )
     tokenizer = AutoTokenizer.from_pretrained(job.model.model_name_or_path)
     ensure_pad_token(tokenizer)  # decoders without a pad token pad with eos (mg-heads README: pad == eos)
     collate = task.collate(tokenizer, job, task_data)
@@ -72,38 +74,65 @@ def train(job: TrainJob, *, log=print) -> dict:
     is_main = int(os.environ.get("RANK", "0")) == 0
     samples = preview_samples(train_examples, collate, tokenizer, job.task, job.data.preview_samples)
     if is_main and samples:
-        log(f"data preview: {len(train_examples)} train / {len(eval_examples)} eval examples; first samples as "
-            "the model sees them:\n" + format_preview(samples))
+        log(
+            f"data preview: {len(train_examples)} train / {len(eval_examples)} eval examples; first samples as "
+            "the model sees them:\n" + format_preview(samples)
+        )
 
     transformers.set_seed(job.train.seed)
     model = task.build_model(job, task_data, tokenizer)
     if job.model.finetuning_type == "lora":
         from mg_heads.lora import apply_lora
 
-        model = apply_lora(model, job.task, r=job.model.lora_r, alpha=job.model.lora_alpha,
-                           dropout=job.model.lora_dropout, target_modules=job.model.lora_target_modules)
+        model = apply_lora(
+            model,
+            job.task,
+            r=job.model.lora_r,
+            alpha=job.model.lora_alpha,
+            dropout=job.model.lora_dropout,
+            target_modules=job.model.lora_target_modules,
+        )
 
     run_dir = Path(job.train.output_dir)
     logger = RunLogger(run_dir, config=job.raw) if is_main else None
     if logger and not resume:
         logger.log_samples(samples, split="train", step=0)
     callbacks = [RunLogCallback(logger)] if logger else []
-    trainer = PoolingTrainer(model=model, args=job.train, train_dataset=ListDataset(train_examples),
-                             eval_dataset=ListDataset(eval_examples) if eval_examples else None,
-                             data_collator=collate, processing_class=tokenizer, callbacks=callbacks, job=job,
-                             task_module=task, task_data=task_data, eval_examples=eval_examples)
+    trainer = PoolingTrainer(
+        model=model,
+        args=job.train,
+        train_dataset=ListDataset(train_examples),
+        eval_dataset=ListDataset(eval_examples) if eval_examples else None,
+        data_collator=collate,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        job=job,
+        task_module=task,
+        task_data=task_data,
+        eval_examples=eval_examples,
+    )
     outcome = trainer.train(resume_from_checkpoint=resume)
     final = trainer.evaluate() if eval_examples else {}
 
-    summary = {"task": job.task, "train_loss": outcome.training_loss, "global_step": outcome.global_step,
-               "best_checkpoint": trainer.state.best_model_checkpoint, **final}
+    summary = {
+        "task": job.task,
+        "train_loss": outcome.training_loss,
+        "global_step": outcome.global_step,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        **final,
+    }
     export_dir = run_dir / "model"
     model_to_export = _exportable(trainer)
     if trainer.is_world_process_zero():
-        training = {"task": job.task, "finetuning_type": job.model.finetuning_type,
-                    "base_model": job.model.model_name_or_path, "epochs": job.train.num_train_epochs,
-                    "learning_rate": job.train.learning_rate, "steps": outcome.global_step,
-                    "best_checkpoint": trainer.state.best_model_checkpoint}
+        training = {
+            "task": job.task,
+            "finetuning_type": job.model.finetuning_type,
+            "base_model": job.model.model_name_or_path,
+            "epochs": job.train.num_train_epochs,
+            "learning_rate": job.train.learning_rate,
+            "steps": outcome.global_step,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+        }
         task.export(model_to_export, tokenizer, export_dir, job, task_data, training)
         summary["model_dir"] = str(export_dir)
         write_json_atomic(run_dir / "train_summary.json", summary)
@@ -119,7 +148,10 @@ def train(job: TrainJob, *, log=print) -> dict:
 def _exportable(trainer):
     """The trained model with full weights on this process (ZeRO-3 keeps only a shard per process)."""
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if trainer.is_deepspeed_enabled and trainer.accelerator.deepspeed_config["zero_optimization"]["stage"] == 3:
+    if (
+        trainer.is_deepspeed_enabled
+        and trainer.accelerator.deepspeed_config["zero_optimization"]["stage"] == 3
+    ):
         state = trainer.accelerator.get_state_dict(trainer.deepspeed)  # collective: every rank takes part
         if trainer.is_world_process_zero():
             import copy

@@ -23,13 +23,18 @@ class PoolingTrainer(Trainer):
         loss = self.task.loss(model, dict(inputs), self.args)
         return (loss, None) if return_outputs else loss
 
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+    def evaluate(
+        self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
         """Task metrics (mg-eval, the same code as `mg-eval run`) plus the loss on the eval set."""
         model = self.accelerator.unwrap_model(self.model)
         backend = self.task.backend(model, self.processing_class, self.job, self.task_data)
         result = evaluate_task(EVAL_TASK[self.job.task], backend, self.eval_examples)
-        metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in result.metrics.items()
-                   if isinstance(v, int | float) and k not in ("queries", "queries_without_relevant")}
+        metrics = {
+            f"{metric_key_prefix}_{k}": float(v)
+            for k, v in result.metrics.items()
+            if isinstance(v, int | float) and k not in ("queries", "queries_without_relevant")
+        }
         metrics[f"{metric_key_prefix}_loss"] = self._eval_loss()
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)

@@ -14,14 +14,21 @@ import torch
 from mg_train.config import ConfigError
 from mg_train.tasks.base import ModelBackend, PoolingConfig, tokenize
 
-PROBLEM_TYPES = {"single_label": "single_label_classification", "multi_label": "multi_label_classification",
-                 "regression": "regression"}
+PROBLEM_TYPES = {
+    "single_label": "single_label_classification",
+    "multi_label": "multi_label_classification",
+    "regression": "regression",
+}
 
 
 @dataclass
 class Config(PoolingConfig):
-    problem_type: str = field(default="auto", metadata={"help": "auto, single_label, multi_label or regression."})
-    label_smoothing: float = field(default=0.0, metadata={"help": "Cross-entropy label smoothing (single-label)."})
+    problem_type: str = field(
+        default="auto", metadata={"help": "auto, single_label, multi_label or regression."}
+    )
+    label_smoothing: float = field(
+        default=0.0, metadata={"help": "Cross-entropy label smoothing (single-label)."}
+    )
 
     metric_default = "f1_macro"
     greater_default = True
@@ -44,17 +51,23 @@ def prepare(job, train: list[dict], eval_: list[dict]) -> TaskData:
     kind = kinds.pop()
     if job.train.problem_type != "auto":
         if job.train.problem_type not in PROBLEM_TYPES:
-            raise ConfigError(f"problem_type must be auto, {', '.join(PROBLEM_TYPES)}; got {job.train.problem_type!r}")
+            raise ConfigError(
+                f"problem_type must be auto, {', '.join(PROBLEM_TYPES)}; got {job.train.problem_type!r}"
+            )
         kind = job.train.problem_type
     if kind == "regression":
         return TaskData("regression", [])
-    names = sorted({label for ex in train for label in _as_list(ex["label"])}, key=lambda x: (str(type(x)), x))
+    names = sorted(
+        {label for ex in train for label in _as_list(ex["label"])}, key=lambda x: (str(type(x)), x)
+    )
     seen = set(names)
     for i, ex in enumerate(eval_):
         unseen = [label for label in _as_list(ex["label"]) if label not in seen]
         if unseen:
-            raise ConfigError(f"{job.data.eval_file or job.data.train_file}: eval example {i + 1} has label "
-                              f"{unseen[0]!r}, which training data never has; known labels: {', '.join(map(str, names))}")
+            raise ConfigError(
+                f"{job.data.eval_file or job.data.train_file}: eval example {i + 1} has label "
+                f"{unseen[0]!r}, which training data never has; known labels: {', '.join(map(str, names))}"
+            )
     if kind == "single_label" and len(names) < 2:
         raise ConfigError(f"{job.data.train_file}: only one class ({names[0]!r}) in training data")
     return TaskData(PROBLEM_TYPES[kind], names)
@@ -74,8 +87,12 @@ def build_model(job, data: TaskData, tokenizer):
     from mg_heads.classification import load_sequence_classifier
 
     num_labels = 1 if data.problem_type == "regression" else len(data.labels)
-    return load_sequence_classifier(job.model.model_name_or_path, num_labels=num_labels,
-                                    problem_type=data.problem_type, id2label=data.id2label or None)
+    return load_sequence_classifier(
+        job.model.model_name_or_path,
+        num_labels=num_labels,
+        problem_type=data.problem_type,
+        id2label=data.id2label or None,
+    )
 
 
 def collate(tokenizer, job, data: TaskData):
@@ -83,7 +100,15 @@ def collate(tokenizer, job, data: TaskData):
 
     def batch(examples):
         pairs = [ex["text_pair"] for ex in examples] if "text_pair" in examples[0] else None
-        enc = dict(tokenize(tokenizer, [ex["text"] for ex in examples], pairs, max_length=job.model.max_length, seq_cls=True))
+        enc = dict(
+            tokenize(
+                tokenizer,
+                [ex["text"] for ex in examples],
+                pairs,
+                max_length=job.model.max_length,
+                seq_cls=True,
+            )
+        )
         if data.problem_type == "regression":
             enc["labels"] = torch.tensor([float(ex["label"]) for ex in examples])
         elif data.problem_type == "multi_label_classification":
@@ -115,12 +140,25 @@ def loss(model, batch, config):
 
 
 def backend(model, tokenizer, job, data: TaskData):
-    return ModelBackend(model, tokenizer, max_length=job.model.max_length, id2label=data.id2label,
-                        problem_type=data.problem_type)
+    return ModelBackend(
+        model,
+        tokenizer,
+        max_length=job.model.max_length,
+        id2label=data.id2label,
+        problem_type=data.problem_type,
+        seq_cls=True,
+    )
 
 
 def export(model, tokenizer, out_dir, job, data: TaskData, training: dict):
     from mg_heads.export import export as write
 
-    return write(model, tokenizer, out_dir, task="classify", max_length=job.model.max_length,
-                 labels=[str(n) for n in data.labels] or None, training=training)
+    return write(
+        model,
+        tokenizer,
+        out_dir,
+        task="classify",
+        max_length=job.model.max_length,
+        labels=[str(n) for n in data.labels] or None,
+        training=training,
+    )

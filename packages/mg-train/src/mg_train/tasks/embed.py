@@ -15,10 +15,18 @@ from mg_train.tasks.base import ModelBackend, PoolingConfig, tokenize
 
 @dataclass
 class Config(PoolingConfig):
-    temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature (sentence-transformers' scale 20 = 0.05)."})
-    num_hard_negatives: int = field(default=1, metadata={"help": "Hard negatives used per row (fewer if a row has fewer)."})
-    gather_negatives: bool = field(default=False, metadata={"help": "Use every process's candidates as negatives."})
-    matryoshka_dims: list[int] | None = field(default=None, metadata={"help": "Also train truncated embeddings, e.g. [256, 128, 64]."})
+    temperature: float = field(
+        default=0.05, metadata={"help": "InfoNCE temperature (sentence-transformers' scale 20 = 0.05)."}
+    )
+    num_hard_negatives: int = field(
+        default=1, metadata={"help": "Hard negatives used per row (fewer if a row has fewer)."}
+    )
+    gather_negatives: bool = field(
+        default=False, metadata={"help": "Use every process's candidates as negatives."}
+    )
+    matryoshka_dims: list[int] | None = field(
+        default=None, metadata={"help": "Also train truncated embeddings, e.g. [256, 128, 64]."}
+    )
 
     metric_default = "ndcg@10"
     greater_default = True
@@ -34,8 +42,10 @@ def prepare(job, train, eval_) -> TaskData:
         # Gathering needs the same tensor shapes on every process: every row brings exactly N negatives.
         bare = next((i for i, ex in enumerate(train) if not ex["negatives"]), None)
         if bare is not None:
-            raise ConfigError(f"{job.data.train_file}: example {bare + 1} has no hard negatives, but gather_negatives "
-                              "needs the same number in every row; add negatives or set num_hard_negatives: 0")
+            raise ConfigError(
+                f"{job.data.train_file}: example {bare + 1} has no hard negatives, but gather_negatives "
+                "needs the same number in every row; add negatives or set num_hard_negatives: 0"
+            )
         job.train.dataloader_drop_last = True
     return TaskData(pooling=job.model.pooling)
 
@@ -43,8 +53,9 @@ def prepare(job, train, eval_) -> TaskData:
 def build_model(job, data: TaskData, tokenizer):
     from mg_heads.embedding import EmbeddingModel
 
-    model = EmbeddingModel.from_pretrained(job.model.model_name_or_path, pooling=job.model.pooling,
-                                           normalize=job.model.normalize)
+    model = EmbeddingModel.from_pretrained(
+        job.model.model_name_or_path, pooling=job.model.pooling, normalize=job.model.normalize
+    )
     data.pooling = model.pooling
     return model
 
@@ -59,8 +70,10 @@ def collate(tokenizer, job, data: TaskData):
             negatives = [ex["negatives"][i % len(ex["negatives"])] for ex in examples for i in range(n_neg)]
         else:  # up to n_neg per row; a row without any still has the in-batch negatives
             negatives = [neg for ex in examples for neg in ex["negatives"][:n_neg]]
-        out = {"query": dict(tokenize(tokenizer, queries, max_length=job.model.max_length)),
-               "positive": dict(tokenize(tokenizer, positives, max_length=job.model.max_length))}
+        out = {
+            "query": dict(tokenize(tokenizer, queries, max_length=job.model.max_length)),
+            "positive": dict(tokenize(tokenizer, positives, max_length=job.model.max_length)),
+        }
         if negatives:
             out["negative"] = dict(tokenize(tokenizer, negatives, max_length=job.model.max_length))
         return out
@@ -77,7 +90,9 @@ def loss(model, batch, config):
     n = model(**batch["negative"]) if "negative" in batch else None
 
     def objective(q, p, n):
-        return info_nce(q, p, n, temperature=config.temperature, gather_across_processes=config.gather_negatives)
+        return info_nce(
+            q, p, n, temperature=config.temperature, gather_across_processes=config.gather_negatives
+        )
 
     if config.matryoshka_dims:
         return matryoshka(objective, config.matryoshka_dims, q, p, n)
@@ -91,5 +106,14 @@ def backend(model, tokenizer, job, data):
 def export(model, tokenizer, out_dir, job, data: TaskData, training: dict):
     from mg_heads.export import export as write
 
-    return write(model, tokenizer, out_dir, task="embed", max_length=job.model.max_length, pooling=data.pooling,
-                 normalize=job.model.normalize, training=training, matryoshka_dims=job.train.matryoshka_dims)
+    return write(
+        model,
+        tokenizer,
+        out_dir,
+        task="embed",
+        max_length=job.model.max_length,
+        pooling=data.pooling,
+        normalize=job.model.normalize,
+        training=training,
+        matryoshka_dims=job.train.matryoshka_dims,
+    )

@@ -17,8 +17,12 @@ from mg_train.tasks.base import ModelBackend, PoolingConfig, tokenize
 
 @dataclass
 class Config(PoolingConfig):
-    group_size: int = field(default=8, metadata={"help": "Documents per query in a step: 1 positive + the rest negatives."})
-    rerank_loss: str = field(default="listwise", metadata={"help": "listwise (softmax CE over the group) or pointwise (BCE)."})
+    group_size: int = field(
+        default=8, metadata={"help": "Documents per query in a step: 1 positive + the rest negatives."}
+    )
+    rerank_loss: str = field(
+        default="listwise", metadata={"help": "listwise (softmax CE over the group) or pointwise (BCE)."}
+    )
 
     metric_default = "ndcg@10"
     greater_default = True
@@ -33,7 +37,9 @@ def prepare(job, train, eval_) -> TaskData:
     if job.train.rerank_loss not in ("listwise", "pointwise"):
         raise ConfigError(f"rerank_loss must be listwise or pointwise, not {job.train.rerank_loss!r}")
     if job.train.group_size < 2:
-        raise ConfigError(f"group_size must be at least 2 (a positive and a negative), not {job.train.group_size}")
+        raise ConfigError(
+            f"group_size must be at least 2 (a positive and a negative), not {job.train.group_size}"
+        )
     return TaskData()
 
 

@@ -16,7 +16,9 @@ from mg_train.tasks.base import ModelBackend, PoolingConfig, render, tokenize
 
 @dataclass
 class Config(PoolingConfig):
-    margin: float = field(default=0.0, metadata={"help": "Bradley–Terry margin: chosen must beat rejected by this."})
+    margin: float = field(
+        default=0.0, metadata={"help": "Bradley–Terry margin: chosen must beat rejected by this."}
+    )
 
     metric_default = "pairwise_accuracy"
     greater_default = True
@@ -52,7 +54,9 @@ def loss(model, batch, config):
 
     rewards = model(**batch).logits.squeeze(-1)
     chosen, rejected = rewards.chunk(2)
-    return bradley_terry(chosen, rejected, margin=torch.full_like(chosen, config.margin) if config.margin else None)
+    return bradley_terry(
+        chosen, rejected, margin=torch.full_like(chosen, config.margin) if config.margin else None
+    )
 
 
 def backend(model, tokenizer, job, data):

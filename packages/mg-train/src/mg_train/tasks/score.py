@@ -38,8 +38,15 @@ def build_model(job, data, tokenizer):
 
 def collate(tokenizer, job, data):
     def batch(examples):
-        out = dict(tokenize(tokenizer, [ex["text_1"] for ex in examples], [ex["text_2"] for ex in examples],
-                            max_length=job.model.max_length, seq_cls=True))
+        out = dict(
+            tokenize(
+                tokenizer,
+                [ex["text_1"] for ex in examples],
+                [ex["text_2"] for ex in examples],
+                max_length=job.model.max_length,
+                seq_cls=True,
+            )
+        )
         out["labels"] = torch.tensor([ex["label"] for ex in examples], dtype=torch.float)
         return out
 
