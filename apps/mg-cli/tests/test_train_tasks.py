@@ -157,3 +157,22 @@ def test_score_minilm(tmp_path, minilm_dir):
     run_dir, _ = run(tmp_path, "score", minilm_dir, rows * 2, rows, learning_rate=2e-4)
     loss_went_down(run_dir)
     assert series(run_dir, "eval", "spearman")[-1] > 0.3
+
+
+def test_best_checkpoint_is_selected_and_exported(tmp_path, tiny_encoder_dir):
+    rows = classify_rows(copies=2)
+    run_dir, _ = run(tmp_path, "classify", tiny_encoder_dir, rows, rows[:12], learning_rate=5e-3,
+                     num_train_epochs=3, save_strategy="epoch", load_best_model_at_end=True,
+                     metric_for_best_model="accuracy")
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    best = summary["best_checkpoint"]
+    accuracies = series(run_dir, "eval", "accuracy")[:3]  # one per epoch (the 4th is the final evaluation)
+    best_epoch = max(range(3), key=lambda i: (accuracies[i], -i))  # HF keeps the first of equal bests
+    assert best.endswith(f"checkpoint-{(best_epoch + 1) * 6}")  # 48 rows / batch 8 = 6 steps per epoch
+    tok = AutoTokenizer.from_pretrained(run_dir / "model")
+    batch = tok(["我要退货", "where is my parcel"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        exported = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()(**batch).logits
+        chosen = AutoModelForSequenceClassification.from_pretrained(best).eval()(**batch).logits
+    torch.testing.assert_close(exported, chosen)
+    assert json.loads((run_dir / "model" / "mg_export.json").read_text())["training"]["best_checkpoint"] == best

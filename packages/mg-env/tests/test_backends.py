@@ -5,11 +5,15 @@ These use the shared test home (see conftest): the first run on a machine builds
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +54,60 @@ def test_vllm_cpu_builds_and_imports(shared_home):
     # PyPI's CUDA torchvision/torchaudio/torchcodec break `import vllm` beside the CPU torch: never installed.
     assert not {"torchvision", "torchaudio", "torchcodec"} & set(env.versions())
     assert env.command("serve")[1:] == ["-m", "vllm.entrypoints.openai.api_server"]
+
+
+def test_vllm_cpu_serves_through_the_serve_entrypoint(shared_home, tmp_path):
+    # What mg-serve does: start vLLM's OpenAI server with Env.command("serve") and Env.popen.
+    _skip_without_lock("vllm-cpu")
+    env = mg_env.ensure("vllm-cpu", home=shared_home)
+    model = tmp_path / "tiny-llama"
+    env.run(["python", str(Path(__file__).with_name("make_tiny_llama.py")), str(model)], capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [*env.command("serve"), "--model", str(model), "--served-model-name", "tiny", "--host", "127.0.0.1"]
+    # The small-CPU settings of the README: 1 GiB KV cache, a memory fraction the NUMA node has free.
+    cmd += [
+        "--port",
+        str(port),
+        "--max-model-len",
+        "64",
+        "--enforce-eager",
+        "--gpu-memory-utilization",
+        "0.15",
+    ]
+    log = open(tmp_path / "vllm.log", "w")  # noqa: SIM115 - closed after the server is gone
+    server = env.popen(
+        cmd,
+        env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 400
+        while True:
+            assert server.poll() is None, (tmp_path / "vllm.log").read_text()[-3000:]
+            try:
+                models = json.load(urllib.request.urlopen(f"{url}/v1/models", timeout=2))
+                break
+            except OSError:
+                assert time.time() < deadline, "vLLM did not start in 400 s"
+                time.sleep(1)
+        assert [m["id"] for m in models["data"]] == ["tiny"]
+        body = json.dumps({"model": "tiny", "prompt": "w1 w2", "max_tokens": 3}).encode()
+        request = urllib.request.Request(f"{url}/v1/completions", body, {"Content-Type": "application/json"})
+        done = json.load(urllib.request.urlopen(request, timeout=120))
+        assert done["usage"]["completion_tokens"] >= 1
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
 
 
 def test_vllm_is_vllm_cpu_without_a_gpu(monkeypatch):

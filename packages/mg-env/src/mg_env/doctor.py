@@ -118,6 +118,13 @@ def report(home: Path | str | None = None) -> dict:
         problems.append(f"only {free_gib} GiB free at {probe_dir}; a backend env takes several GB")
 
     vllm, _ = profiles.choose("vllm")
+    index = sources.resolve(os.environ).describe()
+    # Profiles add their own index only when nobody configured sources (see sources.py).
+    index["profile_indexes"] = (
+        {p.name: p.torch_index for p in profiles.PROFILES.values() if p.torch_index}
+        if index["origin"] == "default"
+        else {}
+    )
     for name, entry in probed.get("libraries", {}).items():
         if entry.get("importable") is False:
             problems.append(
@@ -134,7 +141,7 @@ def report(home: Path | str | None = None) -> dict:
         "gpus": gpus,
         "vllm_profile": vllm.name,
         "libraries": probed.get("libraries", {}),
-        "index": sources.resolve(os.environ).describe(),
+        "index": index,
         "uv": uv_info,
         "home": str(st.home),
         "disk": {"path": str(probe_dir), "free_gib": free_gib, "total_gib": round(usage.total / 2**30, 1)},
@@ -180,6 +187,7 @@ def render(rep: dict) -> str:
     rows.append(("index", f"{index['index_url']} ({origin}{where})"))
     rows += [("", f"+ extra index {u}") for u in index["extra_index_urls"]]
     rows += [("", f"+ find-links {u}") for u in index["find_links"]]
+    rows += [("", f"+ {url} (for {name}'s torch)") for name, url in index["profile_indexes"].items()]
     rows.append(("uv", f"{rep['uv']['version']} ({rep['uv']['path']})" if rep["uv"]["path"] else "not found"))
     rows.append(
         (
