@@ -37,3 +37,20 @@ def test_mg_reports_a_missing_file_in_one_line(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {tmp_path / 'nope.jsonl'}: no such file"
+
+
+def test_mg_mounts_every_package_command():
+    out = subprocess.run(
+        [sys.executable, "-c", "from mg_cli.main import main; main()", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in ("data", "env", "eval", "train"):
+        assert f"  {name} " in out
+    proc = subprocess.run(
+        [sys.executable, "-c", "from mg_cli.main import main; main()", "train"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("usage: mg-train CONFIG.yaml")

@@ -161,9 +161,18 @@ def test_score_minilm(tmp_path, minilm_dir):
 
 def test_best_checkpoint_is_selected_and_exported(tmp_path, tiny_encoder_dir):
     rows = classify_rows(copies=2)
-    run_dir, _ = run(tmp_path, "classify", tiny_encoder_dir, rows, rows[:12], learning_rate=5e-3,
-                     num_train_epochs=3, save_strategy="epoch", load_best_model_at_end=True,
-                     metric_for_best_model="accuracy")
+    run_dir, _ = run(
+        tmp_path,
+        "classify",
+        tiny_encoder_dir,
+        rows,
+        rows[:12],
+        learning_rate=5e-3,
+        num_train_epochs=3,
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+    )
     summary = json.loads((run_dir / "train_summary.json").read_text())
     best = summary["best_checkpoint"]
     accuracies = series(run_dir, "eval", "accuracy")[:3]  # one per epoch (the 4th is the final evaluation)
@@ -172,7 +181,11 @@ def test_best_checkpoint_is_selected_and_exported(tmp_path, tiny_encoder_dir):
     tok = AutoTokenizer.from_pretrained(run_dir / "model")
     batch = tok(["我要退货", "where is my parcel"], padding=True, return_tensors="pt")
     with torch.no_grad():
-        exported = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()(**batch).logits
+        exported = (
+            AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()(**batch).logits
+        )
         chosen = AutoModelForSequenceClassification.from_pretrained(best).eval()(**batch).logits
     torch.testing.assert_close(exported, chosen)
-    assert json.loads((run_dir / "model" / "mg_export.json").read_text())["training"]["best_checkpoint"] == best
+    assert (
+        json.loads((run_dir / "model" / "mg_export.json").read_text())["training"]["best_checkpoint"] == best
+    )

@@ -7,6 +7,7 @@ import click
 from mg_data.cli import cli as data_cli
 from mg_data.cli import run_cli
 from mg_env.cli import cli as env_cli
+from mg_eval.cli import cli as eval_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,6 +18,19 @@ def mg() -> None:
 
 mg.add_command(data_cli, name="data")
 mg.add_command(env_cli, name="env")
+mg.add_command(eval_cli, name="eval")
+
+
+@mg.command(
+    name="train",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def train(args: tuple[str, ...]) -> None:
+    """Train a model: mg train CONFIG.yaml [--key value ...] (the same as mg-train)."""
+    from mg_cli.train import main as train_main
+
+    train_main(list(args))
 
 
 def main() -> None:

@@ -196,9 +196,11 @@ def render(rep: dict) -> str:
         )
     )
     rows.append(("envs", f"{len(rep['envs'])} built in {rep['home']}/envs"))
+    name_width = max((len(env["name"]) for env in rep["envs"]), default=0)
     for env in rep["envs"]:
         packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
-        rows.append(("", f"{env['name']}  [{env['lock_status']}]  python {env['python']}  {packages}"))
+        status = f"[{env['lock_status']}]"
+        rows.append(("", f"{env['name']:<{name_width}}  {status:<9} python {env['python']}  {packages}"))
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     lines.append("problems: none" if not rep["problems"] else "problems:")
