@@ -4,9 +4,7 @@ the same metrics as `--model` on the folder vLLM serves."""
 import json
 
 import pytest
-import torch
-from conftest import metrics_json, mg_eval, write_jsonl
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from conftest import CLASSIFY_ROWS, metrics_json, mg_eval, write_jsonl
 
 from mg_testing.vllm_server import vllm_server
 
@@ -50,45 +48,14 @@ def test_embed_and_score_through_vllm(minilm_dir, tmp_path):
         same_metrics(*both("score", minilm_dir, url, score_data))
 
 
-@pytest.fixture(scope="module")
-def bert_folders(tiny_encoder_dir, tmp_path_factory):
-    """A 3-way intent classifier and a cross-encoder (num_labels=1, raw score), random weights."""
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("bert")
-    names = ["退货", "物流", "发票"]
-    clf = AutoModelForSequenceClassification.from_pretrained(
-        tiny_encoder_dir,
-        num_labels=3,
-        id2label=dict(enumerate(names)),
-        label2id={n: i for i, n in enumerate(names)},
-    )
-    clf.save_pretrained(root / "clf")
-    ce = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_dir, num_labels=1)
-    ce.config.problem_type = "regression"  # vLLM then returns the raw score, as transformers does
-    ce.save_pretrained(root / "ce")
-    for sub in ("clf", "ce"):
-        AutoTokenizer.from_pretrained(tiny_encoder_dir).save_pretrained(root / sub)
-    return root / "clf", root / "ce"
-
-
-def test_classify_through_vllm(bert_folders, tmp_path):
-    rows = [
-        {"text": t, "label": lab}
-        for t, lab in [
-            ("我要退货", "退货"),
-            ("快递到哪了", "物流"),
-            ("怎么开发票", "发票"),
-            ("退款多久到账", "退货"),
-            ("物流信息不更新", "物流"),
-            ("发票抬头写错了", "发票"),
-        ]
-    ]
+def test_classify_through_vllm(tiny_classifier, tmp_path):
+    rows = CLASSIFY_ROWS[:6]
     data = write_jsonl(tmp_path / "c.jsonl", rows)
-    with vllm_server(bert_folders[0], name="intent", log=tmp_path / "vllm.log") as url:
-        same_metrics(*both("classify", bert_folders[0], url, data))
+    with vllm_server(tiny_classifier, name="intent", log=tmp_path / "vllm.log") as url:
+        same_metrics(*both("classify", tiny_classifier, url, data))
 
 
-def test_rerank_and_rm_through_vllm(bert_folders, tmp_path):
+def test_rerank_and_rm_through_vllm(tiny_cross_encoder, tmp_path):
     rerank = write_jsonl(
         tmp_path / "r.jsonl",
         [
@@ -112,9 +79,9 @@ def test_rerank_and_rm_through_vllm(bert_folders, tmp_path):
             {"prompt": "Say hi: ", "chosen": "Hello!", "rejected": "no"},
         ],
     )
-    with vllm_server(bert_folders[1], name="ce", log=tmp_path / "vllm.log") as url:
-        same_metrics(*both("rerank", bert_folders[1], url, rerank))
-        same_metrics(*both("rm", bert_folders[1], url, rm))
+    with vllm_server(tiny_cross_encoder, name="ce", log=tmp_path / "vllm.log") as url:
+        same_metrics(*both("rerank", tiny_cross_encoder, url, rerank))
+        same_metrics(*both("rm", tiny_cross_encoder, url, rm))
 
 
 def test_sft_generation_through_vllm(smollm2_dir, tmp_path):

@@ -5,41 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import metrics_json, mg_eval, write_jsonl
+from conftest import CLASSIFY_ROWS, INTENTS, metrics_json, mg_eval, write_jsonl
 from sentence_transformers import CrossEncoder
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-INTENTS = ["退货", "物流", "发票"]
-CLASSIFY_ROWS = [
-    {"text": t, "label": lab}
-    for t, lab in [
-        ("我要退货", "退货"),
-        ("快递到哪了", "物流"),
-        ("怎么开发票", "发票"),
-        ("退款多久到账", "退货"),
-        ("物流信息不更新", "物流"),
-        ("发票抬头写错了", "发票"),
-        ("商品有质量问题想退", "退货"),
-        ("催一下发货", "物流"),
-    ]
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_classifier(tiny_encoder_dir, tmp_path_factory):
-    """A randomly initialised BERT-style classifier with named labels, saved the ordinary way."""
-    torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        tiny_encoder_dir,
-        num_labels=3,
-        id2label=dict(enumerate(INTENTS)),
-        label2id={n: i for i, n in enumerate(INTENTS)},
-    )
-    out = tmp_path_factory.mktemp("clf")
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_encoder_dir).save_pretrained(out)
-    return out
 
 
 def test_classify_matches_transformers_and_sklearn(tiny_classifier, tmp_path):
@@ -72,11 +41,8 @@ def test_classify_matches_transformers_and_sklearn(tiny_classifier, tmp_path):
     assert [p["prediction"] for p in preds] == expected
 
 
-def test_rerank_scores_are_the_cross_encoders(tiny_encoder_dir, tmp_path):
-    torch.manual_seed(1)
-    folder = tmp_path / "ce"
-    AutoModelForSequenceClassification.from_pretrained(tiny_encoder_dir, num_labels=1).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_encoder_dir).save_pretrained(folder)
+def test_rerank_scores_are_the_cross_encoders(tiny_cross_encoder, tmp_path):
+    folder = tiny_cross_encoder
     rows = [
         {
             "query": "如何退货",
