@@ -97,7 +97,7 @@ def test_doctor_flags_drift(selftest, tmp_path):
     # drift is the same comparison (Env.lock_status), tested above.
     report = doctor.report(home)
     assert [e["lock_status"] for e in report["envs"]] == ["no-lock"]
-    assert any("selftest-1.0" in p and "--force" in p for p in report["problems"])
+    assert any("selftest-1.0" in p and "mg-env build selftest --version 1.0" in p for p in report["problems"])
 
 
 _BUILDER = textwrap.dedent(

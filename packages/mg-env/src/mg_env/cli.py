@@ -91,7 +91,8 @@ def list_(as_json):
     for row in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     click.echo(
-        "* default version; state: built, drift (lock changed since: rebuild with --force), -", err=True
+        "* default version; state: built, drift (its lock changed since: `mg-env build` rebuilds it), -",
+        err=True,
     )
 
 

@@ -87,7 +87,7 @@ def report(home: Path | str | None = None) -> dict:
         if status != "ok":
             problems.append(
                 f"{env.name}: built from a lock that is no longer the committed one ({status}); "
-                f"rebuild with: mg-env build {env.record.profile} --version {env.version} --force"
+                f"rebuild with: mg-env build {env.record.profile} --version {env.version}"
             )
         envs.append(
             {
