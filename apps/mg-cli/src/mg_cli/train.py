@@ -76,22 +76,39 @@ def parse_argv(argv: list[str]) -> tuple[str, dict, dict]:
         if flag in LAUNCH_FLAGS:
             launch[LAUNCH_FLAGS[flag]] = value
         else:
-            overrides[key.replace("-", "_")] = yaml.safe_load(value) if value != "" else ""
+            overrides[key.replace("-", "_")] = flag_value(value)
     return config_path, overrides, launch
 
 
+def flag_value(text: str):
+    """A flag's value read as YAML (numbers, lists, null), except that only true/false are booleans: YAML 1.1
+    reads `--save-strategy no` (a transformers value) as False."""
+    if text == "":
+        return ""
+    value = yaml.safe_load(text)
+    if isinstance(value, bool) and text.strip().lower() not in ("true", "false"):
+        return text
+    return value
+
+
 def torchrun_command(argv: list[str], launch: dict) -> list[str]:
+    """torchrun re-running this command in every process, without the launch flags.
+
+    One node without --master-addr/--master-port: `--standalone` (a rendezvous on a free port, so two runs
+    on one machine do not collide on 29500). Several nodes: static rendezvous at master addr:port."""
     cmd = [
         sys.executable,
         "-m",
         "torch.distributed.run",
         f"--nproc-per-node={launch.get('nproc_per_node', 1)}",
-        f"--nnodes={launch.get('nnodes', 1)}",
-        f"--node-rank={launch.get('node_rank', 0)}",
     ]
-    if "master_addr" in launch:
-        cmd.append(f"--master-addr={launch['master_addr']}")
-    cmd.append(f"--master-port={launch.get('master_port', 29500)}")
+    if int(launch.get("nnodes", 1)) == 1 and "master_addr" not in launch and "master_port" not in launch:
+        cmd.append("--standalone")
+    else:
+        cmd += [f"--nnodes={launch.get('nnodes', 1)}", f"--node-rank={launch.get('node_rank', 0)}"]
+        if "master_addr" in launch:
+            cmd.append(f"--master-addr={launch['master_addr']}")
+        cmd.append(f"--master-port={launch.get('master_port', 29500)}")
     kept, skip = [], False
     for token in argv:
         if skip:
@@ -120,9 +137,11 @@ def main(argv: list[str] | None = None) -> None:
             raise UsageError(str(e)) from None
         multi = int(launch.get("nproc_per_node", 1)) > 1 or int(launch.get("nnodes", 1)) > 1
         if multi and "LOCAL_RANK" not in os.environ:
-            import subprocess
-
-            sys.exit(subprocess.call(torchrun_command(argv, launch)))
+            # Become torchrun (same pid): a signal to mg-train reaches torchrun, which stops the workers.
+            cmd = torchrun_command(argv, launch)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(cmd[0], cmd)
         from mg_train.run import train
 
         try:

@@ -52,15 +52,17 @@ def train(job: TrainJob, *, log=print) -> dict:
 
     from mg_eval.runlog import RunLogger, write_json_atomic
     from mg_heads.tokenize import ensure_pad_token
+    from mg_train.launch import distributed_args
     from mg_train.preview import format_preview, preview_samples
     from mg_train.tasks import get
     from mg_train.trainer import PoolingTrainer, RunLogCallback
 
     task = get(job.task)
+    job.train = distributed_args(job.train)  # torchrun on a CPU-only machine: see launch.py
     train_examples, eval_examples = load_data(job)
     if job.train.eval_strategy != "no" and not eval_examples:
         raise ConfigError("eval_strategy is set but there is no eval data (eval_file or val_size)")
-    resume = resolve_resume(job.train.resume_from_checkpoint, job.train.output_dir)
+    resume = complete_checkpoint(resolve_resume(job.train.resume_from_checkpoint, job.train.output_dir), log)
     task_data = task.prepare(job, train_examples, eval_examples)
 
     if not os.path.isdir(job.model.model_name_or_path) and os.environ.get("HF_HUB_OFFLINE") == "1":
@@ -80,18 +82,7 @@ def train(job: TrainJob, *, log=print) -> dict:
         )
 
     transformers.set_seed(job.train.seed)
-    model = task.build_model(job, task_data, tokenizer)
-    if job.model.finetuning_type == "lora":
-        from mg_heads.lora import apply_lora
-
-        model = apply_lora(
-            model,
-            job.task,
-            r=job.model.lora_r,
-            alpha=job.model.lora_alpha,
-            dropout=job.model.lora_dropout,
-            target_modules=job.model.lora_target_modules,
-        )
+    model = build_model(job, task, task_data, tokenizer)
 
     run_dir = Path(job.train.output_dir)
     logger = RunLogger(run_dir, config=job.raw) if is_main else None
@@ -122,7 +113,7 @@ def train(job: TrainJob, *, log=print) -> dict:
         **final,
     }
     export_dir = run_dir / "model"
-    model_to_export = _exportable(trainer)
+    model_to_export = _exportable(trainer, lambda: build_model(job, task, task_data, tokenizer))
     if trainer.is_world_process_zero():
         training = {
             "task": job.task,
@@ -145,18 +136,80 @@ def train(job: TrainJob, *, log=print) -> dict:
     return summary
 
 
-def _exportable(trainer):
-    """The trained model with full weights on this process (ZeRO-3 keeps only a shard per process)."""
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    if (
-        trainer.is_deepspeed_enabled
-        and trainer.accelerator.deepspeed_config["zero_optimization"]["stage"] == 3
-    ):
-        state = trainer.accelerator.get_state_dict(trainer.deepspeed)  # collective: every rank takes part
-        if trainer.is_world_process_zero():
-            import copy
+def complete_checkpoint(checkpoint: str | None, log=print) -> str | None:
+    """`checkpoint`, or the newest complete checkpoint beside it when it is incomplete.
 
-            full = copy.deepcopy(model)
-            full.load_state_dict(state, strict=False)
-            return full
+    The HF Trainer writes trainer_state.json last into checkpoint-N, so a run killed (kill -9) while saving
+    leaves a checkpoint-N without it, and resuming from the newest folder would fail."""
+
+    def complete(folder: Path) -> bool:
+        try:
+            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+            return True
+        except (OSError, ValueError):
+            return False
+
+    if checkpoint is None or complete(Path(checkpoint)):
+        return checkpoint
+    steps = {
+        int(p.name.removeprefix("checkpoint-")): p
+        for p in Path(checkpoint).parent.glob("checkpoint-*")
+        if p.name.removeprefix("checkpoint-").isdigit() and complete(p)
+    }
+    found = str(steps[max(steps)]) if steps else None
+    if int(os.environ.get("RANK", "0")) == 0:
+        log(
+            f"resume: {checkpoint} is incomplete (killed while saving?); resuming from {found or 'the start'}"
+        )
+    return found
+
+
+def build_model(job: TrainJob, task, task_data, tokenizer):
+    """The task's model, with LoRA adapters when finetuning_type is lora."""
+    model = task.build_model(job, task_data, tokenizer)
+    if job.model.finetuning_type == "lora":
+        from mg_heads.lora import apply_lora
+
+        model = apply_lora(
+            model,
+            job.task,
+            r=job.model.lora_r,
+            alpha=job.model.lora_alpha,
+            dropout=job.model.lora_dropout,
+            target_modules=job.model.lora_target_modules,
+        )
     return model
+
+
+def _exportable(trainer, build):
+    """The trained model with full weights on process 0 (None elsewhere under ZeRO-3).
+
+    ZeRO-3 keeps only a shard of each parameter per process (a copy of the module would be a copy of
+    empty shards), so every process takes part in gathering each parameter in turn, process 0 keeps a
+    CPU copy, and loads it into a freshly built model: built outside ZeRO-3's partitioning context,
+    which would otherwise run collectives on process 0 alone."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if not (trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3):
+        return model
+    import deepspeed
+    from transformers.integrations.deepspeed import set_hf_deepspeed_config, unset_hf_deepspeed_config
+
+    main = trainer.is_world_process_zero()
+    entries = model.state_dict(keep_vars=True)  # names and (empty) ZeRO-3 parameters, plus buffers
+    state = {}
+    for name, tensor in entries.items():
+        if hasattr(tensor, "ds_id"):  # a partitioned parameter: a collective, every process in order
+            with deepspeed.zero.GatheredParameters([tensor], modifier_rank=None):
+                if main:
+                    state[name] = tensor.detach().to("cpu", copy=True)
+        elif main:
+            state[name] = tensor.detach().to("cpu", copy=True)
+    if not main:
+        return None
+    unset_hf_deepspeed_config()
+    try:
+        full = build()
+    finally:
+        set_hf_deepspeed_config(trainer.args.hf_deepspeed_config)
+    full.load_state_dict(state)
+    return full.eval()

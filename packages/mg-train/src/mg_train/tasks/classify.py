@@ -131,10 +131,11 @@ def loss(model, batch, config):
 
     labels = batch.pop("labels")
     logits = model(**batch).logits
-    problem = model.config.problem_type
-    if problem == "regression":
+    # The collator's label tensor says the problem type; the model may be wrapped (DDP, DeepSpeed) and
+    # have no `.config` to ask.
+    if labels.dtype.is_floating_point and labels.dim() == 1:
         return mse(logits.squeeze(-1), labels)
-    if problem == "multi_label_classification":
+    if labels.dtype.is_floating_point:
         return multilabel_bce(logits, labels)
     return cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
 
