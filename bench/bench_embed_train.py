@@ -1,7 +1,7 @@
 """Embedding training speed: mg-train's embed trainer against sentence-transformers'
 MultipleNegativesRankingLoss, measured in the same run.
 
-    uv run --all-packages --group bench python bench/bench_embed_train.py [--batch-size 32 --steps 40]
+    uv run --all-packages --all-extras --group bench python bench/bench_embed_train.py [--repeats 3]
 
 Both fine-tune all-MiniLM-L6-v2 (fp32, CPU) on the same few thousand templated FAQ (query, answer) pairs
 with in-batch negatives at scale 20 (temperature 0.05), AdamW at the same learning rate, the same batch
@@ -9,7 +9,12 @@ size, the same max length and the same number of steps; each in its own child pr
   mg-train:               `mg-train config.yaml` (task: embed), step times from its run log
   sentence-transformers:  SentenceTransformerTrainer + MultipleNegativesRankingLoss, step times from a
                           callback at the same point (the Trainer's per-step log)
-The first --warmup steps are left out. Prints examples/s of each and the ratio (goal: mg-train >= 1.3x).
+The first --warmup steps are left out. Prints examples/s of each and the ratio (goal: mg-train >= 1.3x),
+and the retrieval quality of both trained models on --heldout pairs that neither saw (each held-out query
+against all held-out answers, encoded by sentence-transformers from the saved folders): NDCG@10, MRR@10.
+
+mg-train's embed task encodes each column of a batch in chunks of similar length (mg_heads.length_groups),
+so it computes little on padding while keeping the batch, and so the in-batch negatives, as they are.
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ from transformers import TrainerCallback
 import transformers
 transformers.logging.set_verbosity_error()
 
-data, model_dir, run_dir, batch, steps, lr, max_len, out = sys.argv[1:9]
+data, model_dir, run_dir, batch, steps, lr, max_len, out, saved = sys.argv[1:10]
 rows = [json.loads(line) for line in open(data, encoding="utf-8")]
 dataset = Dataset.from_dict({"anchor": [r["query"] for r in rows], "positive": [r["positive"] for r in rows]})
 model = SentenceTransformer(model_dir, device="cpu")
@@ -99,6 +104,7 @@ args = SentenceTransformerTrainingArguments(
 loss = losses.MultipleNegativesRankingLoss(model, scale=20.0)
 SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Clock()]).train()
 json.dump(times, open(out, "w"))
+model.save(saved)
 """
 
 
@@ -126,7 +132,25 @@ def mg_train_times(config: Path, run_dir: Path) -> list[float]:
 
 def sentence_transformers_times(*args: str) -> list[float]:
     child("-c", SENTENCE_TRANSFORMERS, *args)
-    return json.loads(Path(args[-1]).read_text())
+    return json.loads(Path(args[-2]).read_text())
+
+
+def retrieval_quality(model_dir: Path, heldout: list[dict]) -> dict[str, float]:
+    """NDCG@10 and MRR@10 of each held-out query against every held-out answer (one relevant each)."""
+    from sentence_transformers import SentenceTransformer
+
+    from mg_eval.metrics.retrieval import ndcg_at_k, reciprocal_rank_at_k
+
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    queries = model.encode([p["query"] for p in heldout], normalize_embeddings=True, convert_to_tensor=True)
+    answers = model.encode([p["positive"] for p in heldout], normalize_embeddings=True, convert_to_tensor=True)
+    ranked = (queries @ answers.T).argsort(dim=1, descending=True)[:, :10].tolist()
+    ndcg = mrr = 0.0
+    for i, top in enumerate(ranked):
+        grades = [1.0 if doc == i else 0.0 for doc in top]
+        ndcg += ndcg_at_k(grades, [1.0], 10)
+        mrr += reciprocal_rank_at_k(grades, 10)
+    return {"ndcg@10": ndcg / len(ranked), "mrr@10": mrr / len(ranked)}
 
 
 def padding_share(pairs: list[dict], model: str, batch: int, max_length: int) -> float:
@@ -150,7 +174,8 @@ def padding_share(pairs: list[dict], model: str, batch: int, max_length: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=4000)
+    parser.add_argument("--pairs", type=int, default=3400, help="training pairs")
+    parser.add_argument("--heldout", type=int, default=600, help="pairs kept out of training, for quality")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
@@ -166,7 +191,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    pairs = make_pairs(args.pairs)
+    pairs = make_pairs(args.pairs + args.heldout)
+    pairs, heldout = pairs[: args.pairs], pairs[args.pairs :]
     share = padding_share(pairs, args.model, args.batch_size, args.max_length)
     print(
         f"all-MiniLM-L6-v2, fp32 CPU ({torch.get_num_threads()} threads), {args.pairs} pairs, batch "
@@ -199,18 +225,27 @@ def main() -> None:
         }
         (tmp / "mg.yaml").write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
         st_args = [str(data), args.model, str(tmp / "st"), str(args.batch_size), str(args.steps)]
-        st_args += [str(args.learning_rate), str(args.max_length), str(tmp / "st.json")]
+        st_args += [str(args.learning_rate), str(args.max_length), str(tmp / "st.json"), str(tmp / "st-model")]
         for _ in range(args.repeats):
             mg = mg_train_times(tmp / "mg.yaml", tmp / "mg")
             rates["mg"].append(rate(mg, args.batch_size, args.warmup))
             st = sentence_transformers_times(*st_args)
             rates["st"].append(rate(st, args.batch_size, args.warmup))
+        quality = {
+            "mg": retrieval_quality(tmp / "mg" / "model", heldout),
+            "st": retrieval_quality(tmp / "st-model", heldout),
+            "untrained": retrieval_quality(Path(args.model), heldout),
+        }
     mg_rate, st_rate = statistics.median(rates["mg"]), statistics.median(rates["st"])
     each = f" (median of {args.repeats})" if args.repeats > 1 else ""
     print(f"{'trainer':<46}{'examples/s':>12}{each}")
     print(f"{'mg-train embed (InfoNCE, in-batch negatives)':<46}{mg_rate:>12.1f}  {_all(rates['mg'])}")
     print(f"{'sentence-transformers MNRL':<46}{st_rate:>12.1f}  {_all(rates['st'])}")
     print(f"speed ratio mg-train / sentence-transformers: {mg_rate / st_rate:.2f}x (goal >= 1.3x)")
+    print(f"held-out retrieval ({len(heldout)} queries against {len(heldout)} answers):")
+    names = {"untrained": "all-MiniLM-L6-v2 before training", "mg": "mg-train", "st": "sentence-transformers"}
+    for key, name in names.items():
+        print(f"  {name:<36} NDCG@10 {quality[key]['ndcg@10']:.4f}  MRR@10 {quality[key]['mrr@10']:.4f}")
 
 
 def _all(values: list[float]) -> str:

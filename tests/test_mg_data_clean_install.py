@@ -5,14 +5,19 @@ import subprocess
 import venv
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.network  # pip installs mg-data's dependencies from PyPI
 def test_pip_install_mg_data_alone_converts_without_torch(tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
-    subprocess.run([py, "-m", "pip", "install", "-q", str(ROOT / "packages" / "mg-data")], check=True)
+    # mg-fs (pure stdlib) is mg-data's one workspace dependency; it comes from the same checkout.
+    packages = [str(ROOT / "packages" / name) for name in ("mg-fs", "mg-data")]
+    subprocess.run([py, "-m", "pip", "install", "-q", *packages], check=True)
     installed = subprocess.run(
         [py, "-m", "pip", "list", "--format", "json"], check=True, capture_output=True, text=True
     ).stdout

@@ -97,3 +97,44 @@ def test_json_array_with_byte_order_mark(tmp_path):
     p = tmp_path / "bom.json"
     p.write_bytes(b"\xef\xbb\xbf" + json.dumps(ROWS, ensure_ascii=False).encode())
     assert [row for _, row, _ in iter_rows(p)] == ROWS
+
+
+def test_nan_and_infinity_literals_are_row_errors_not_rows(tmp_path):
+    p = tmp_path / "n.jsonl"
+    p.write_text('{"a": 1}\n{"a": NaN}\n{"b": [1, -Infinity]}\n{"a": 2}\n', encoding="utf-8")
+    items = list(iter_rows(p))
+    assert [(n, e is None) for n, _, e in items] == [(1, True), (2, False), (3, False), (4, True)]
+    assert items[1][1] == '{"a": NaN}' and items[1][2].startswith("NaN is not a number JSON allows")
+    assert items[2][2].startswith("-Infinity is not a number JSON allows")
+
+
+def test_json_array_non_finite_rows_across_chunk_boundaries(tmp_path, monkeypatch):
+    """A failed decode of a cut-off chunk must not mark the next, finite, row."""
+    import mg_data.io
+
+    monkeypatch.setattr(mg_data.io, "_CHUNK", 7)
+    p = tmp_path / "n.json"
+    p.write_text('[{"a": 1.5},\n {"a": NaN},\n {"a": 2}]', encoding="utf-8")
+    assert [(n, e is None) for n, _, e in iter_rows(p)] == [(1, True), (2, False), (3, True)]
+
+
+def test_writers_refuse_nan_instead_of_writing_invalid_json(tmp_path):
+    from mg_data.errors import RowError
+
+    p = tmp_path / "o.jsonl"
+    with pytest.raises(RowError, match="NaN or an infinite number"), AtomicWriter(p) as w:
+        w.write({"a": float("nan")})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_writer_keeps_permission_bits_and_cleans_up_a_failed_commit(tmp_path):
+    p = tmp_path / "o.parquet"
+    write_rows(p, [{"a": 1}])
+    p.chmod(0o644)
+    write_rows(p, [{"a": 2}])
+    assert p.stat().st_mode & 0o777 == 0o644
+    # Rows of one batch whose column types clash fail inside commit (the last flush): one line, no temp.
+    with pytest.raises(DataError, match=r"o.parquet: rows 1-2 do not fit one Parquet column type each"):
+        write_rows(p, [{"a": 1}, {"a": "x"}])
+    assert [r for _, r, _ in iter_rows(p)] == [{"a": 2}]
+    assert list(tmp_path.iterdir()) == [p]

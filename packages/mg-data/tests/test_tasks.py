@@ -151,3 +151,18 @@ def test_score_pairs():
         norm(score, {"text_1": "a", "text_2": "b", "label": "high"})
     with pytest.raises(RowError, match="missing text pair"):
         norm(score, {"a": "x", "label": 1})
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_are_row_errors_in_every_float_field(bad):
+    """Rows built in Python (or read from Parquet) hold real NaN floats, not JSON literals."""
+    with pytest.raises(RowError, match=f"^label must be a finite number, got {bad}$"):
+        norm(score, {"text_1": "a", "text_2": "b", "label": bad})
+    with pytest.raises(RowError, match=f"^score must be a finite number, got {bad}$"):
+        norm(score, {"sentence1": "a", "sentence2": "b", "score": bad})
+    with pytest.raises(RowError, match=f"^label must be a finite number, got {bad}$"):
+        norm(classify, {"text": "a", "label": bad})
+    with pytest.raises(RowError, match=rf"^neg_scores\[0\] must be a finite number, got {bad}$"):
+        norm(rerank, {"query": "q", "pos": ["p"], "neg": ["n"], "pos_scores": [1.0], "neg_scores": [bad]})
+    with pytest.raises(RowError, match=rf"^scores\[1\] must be a finite number, got {bad}$"):
+        norm(rerank, {"query": "q", "positive": "p", "negatives": ["n"], "scores": [1, bad]})

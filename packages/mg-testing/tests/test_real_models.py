@@ -36,6 +36,7 @@ def smollm2(smollm2_dir):
     return AutoTokenizer.from_pretrained(smollm2_dir), AutoModelForCausalLM.from_pretrained(smollm2_dir)
 
 
+@pytest.mark.slow  # SmolLM2: GGUF conversion on first use (30 s), generation
 def test_smollm2_folder_is_a_plain_fp32_llama(smollm2_dir, smollm2):
     tokenizer, model = smollm2
     assert type(model).__name__ == "LlamaForCausalLM"
@@ -47,6 +48,7 @@ def test_smollm2_folder_is_a_plain_fp32_llama(smollm2_dir, smollm2):
     assert model.generation_config.eos_token_id == tokenizer.eos_token_id
 
 
+@pytest.mark.slow  # SmolLM2: GGUF conversion on first use (30 s), generation
 def test_smollm2_answers_a_chat_question(smollm2):
     tokenizer, model = smollm2
     prompt = tokenizer.apply_chat_template(
@@ -62,6 +64,7 @@ def test_smollm2_answers_a_chat_question(smollm2):
     assert answer.strip().startswith("The capital of France is Paris")
 
 
+@pytest.mark.slow  # SmolLM2: GGUF conversion on first use (30 s), generation
 def test_smollm2_conversion_is_cached(smollm2_dir):
     marker = (smollm2_dir / BUILD_MARKER).read_text()
     weights_mtime = (smollm2_dir / "model.safetensors").stat().st_mtime_ns

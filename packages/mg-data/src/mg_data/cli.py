@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from mg_data import formats, pipeline, tasks
 from mg_data.errors import DataError, Rejected
+from mg_fs import SameFileError, exit_on_sigterm, refuse_same_files
 
 FORMAT_CHOICE = click.Choice(list(formats.FORMATS))
 TASK_CHOICE = click.Choice(list(tasks.TASKS))
@@ -21,6 +22,12 @@ def _say_reject(rejected: Rejected) -> None:
 
 def _say(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
+
+
+def _refuse_same_files(input, output, output_name: str, skip_invalid: bool, rejects) -> None:
+    """One line, before anything is read or written, when an output would overwrite the input."""
+    rejects = pipeline.rejects_path(input, output, rejects) if skip_invalid else None
+    refuse_same_files({"INPUT": input}, {output_name: output, "--rejects": rejects})
 
 
 def _finish(report: pipeline.Report, skip_invalid: bool) -> None:
@@ -58,6 +65,7 @@ def cli() -> None:
 )
 def convert(input, output, to, from_, skip_invalid, rejects):
     """Convert INPUT (.jsonl/.json/.parquet) between alpaca, sharegpt and messages."""
+    _refuse_same_files(input, output, "OUTPUT", skip_invalid, rejects)
     report = pipeline.convert_file(
         input,
         output,
@@ -91,6 +99,7 @@ def convert(input, output, to, from_, skip_invalid, rejects):
 )
 def validate(input, task, from_, output, skip_invalid, rejects):
     """Check every row of INPUT against a task's schema; report each bad row as file:line."""
+    _refuse_same_files(input, output, "--output", skip_invalid, rejects)
     report = pipeline.validate_file(
         input,
         task=task,
@@ -166,7 +175,9 @@ def preview(input, tokenizer, count, from_):
 
 
 def run_cli(group: click.Group) -> None:
-    """Run a click group so that user errors end as one line and an exit code, never a traceback."""
+    """Run a click group so that user errors end as one line and an exit code, never a traceback.
+    SIGTERM unwinds like Ctrl-C (exit 143), so temp files are removed and the old outputs stay."""
+    exit_on_sigterm()
     try:
         group.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -178,7 +189,7 @@ def run_cli(group: click.Group) -> None:
     except pipeline.InvalidRows as e:  # already file:line lines and a summary
         click.echo(str(e), err=True)
         sys.exit(1)
-    except DataError as e:
+    except (DataError, SameFileError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

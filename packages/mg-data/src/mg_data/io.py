@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from tqdm import tqdm
 
-from mg_data.errors import DataError
+from mg_data.errors import DataError, RowError
+from mg_fs import AtomicFile
 
 FILE_TYPES = ("jsonl", "json", "parquet")
 _BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 20
 # json.dumps/loads with options build a new encoder per call; on millions of rows one shared one is faster.
-_encode = json.JSONEncoder(ensure_ascii=False).encode
-_decode = json.JSONDecoder().decode
+# NaN and infinities are not JSON (and poison training): never written, and a row error when read.
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 Item = tuple[int, Any, str | None]
 
@@ -66,7 +66,27 @@ def iter_rows(path: str | os.PathLike, *, show_progress: bool | None = None) -> 
         yield from (_iter_jsonl(f, bar) if kind == "jsonl" else _iter_json_array(f, path, bar))
 
 
+def _decoder() -> tuple[Any, list[str]]:
+    """A JSON decoder and the list where it notes each NaN/Infinity/-Infinity it met (Python's json reads
+    them; JSON has none). Noting instead of raising costs nothing on rows without them."""
+    seen: list[str] = []
+
+    def note(name: str) -> float:
+        seen.append(name)
+        return float(name)
+
+    return json.JSONDecoder(parse_constant=note), seen
+
+
+def _non_finite(seen: list[str]) -> str:
+    found = seen[0]
+    seen.clear()
+    return f"{found} is not a number JSON allows: non-finite values are not valid data (use a finite number)"
+
+
 def _iter_jsonl(f: IO[bytes], bar: tqdm) -> Iterator[Item]:
+    decoder, seen = _decoder()
+    decode = decoder.decode
     for n, line in enumerate(f, 1):
         bar.update(len(line))
         if n == 1 and line.startswith(_BOM):
@@ -74,11 +94,13 @@ def _iter_jsonl(f: IO[bytes], bar: tqdm) -> Iterator[Item]:
         if not line.strip():
             continue  # blank lines are not rows
         try:
-            yield n, _decode(line.decode("utf-8")), None
+            row = decode(line.decode("utf-8"))
         except UnicodeDecodeError as e:
             yield n, _raw(line), f"not valid UTF-8 ({e.reason} at byte {e.start})"
         except json.JSONDecodeError as e:
             yield n, _raw(line), f"malformed JSON: {e.msg} at column {e.colno}"
+        else:
+            yield (n, _raw(line), _non_finite(seen)) if seen else (n, row, None)
 
 
 def _raw(line: bytes) -> str:
@@ -88,7 +110,7 @@ def _raw(line: bytes) -> str:
 
 def _iter_json_array(f: IO[bytes], path: str, bar: tqdm) -> Iterator[Item]:
     """Decode a top-level JSON array element by element, reading the file in chunks."""
-    decoder = json.JSONDecoder()
+    decoder, seen = _decoder()
     text = ""
     pending = b""  # bytes of a multi-byte character split by a chunk boundary
     line, pos, eof = 1, 0, False
@@ -150,6 +172,7 @@ def _iter_json_array(f: IO[bytes], path: str, bar: tqdm) -> Iterator[Item]:
             skip_ws()
         first = False
         while True:
+            seen.clear()  # what a failed try on a cut-off chunk noted does not count
             try:
                 value, end = decoder.raw_decode(text, pos)
                 break
@@ -157,21 +180,76 @@ def _iter_json_array(f: IO[bytes], path: str, bar: tqdm) -> Iterator[Item]:
                 if not more():  # a complete document that still fails is malformed, not truncated
                     where = line + text.count("\n", pos, e.pos)
                     raise DataError(f"{path}:{where}: malformed JSON: {e.msg}") from None
-        yield line, value, None
+        yield (line, text[pos:end], _non_finite(seen)) if seen else (line, value, None)
         line += text.count("\n", pos, end)
         pos = end
 
 
 def _iter_parquet(path: str, show_progress: bool | None) -> Iterator[Item]:
-    pq = _pyarrow_parquet()
-    pf = pq.ParquetFile(path)
+    pq = _pyarrow_parquet(path)
+    import pyarrow as pa
+
     n = 0
-    with _progress(pf.metadata.num_rows, "rows", path, show_progress) as bar:
-        for batch in pf.iter_batches(batch_size=4096):
-            for row in batch.to_pylist():
-                n += 1
-                yield n, _drop_nulls(row), None
-            bar.update(batch.num_rows)
+    try:
+        pf = pq.ParquetFile(path)
+        _check_json_columns(pf.schema_arrow, path)
+        with _progress(pf.metadata.num_rows, "rows", path, show_progress) as bar:
+            for batch in pf.iter_batches(batch_size=4096):
+                for row in batch.to_pylist():
+                    n += 1
+                    yield n, _drop_nulls(row), None
+                bar.update(batch.num_rows)
+    except (pa.ArrowException, OSError) as e:  # truncated or not Parquet at all; ArrowIOError is an OSError
+        where = f"{path}:{n + 1}" if n else path
+        raise DataError(f"{where}: not a readable Parquet file ({_first_line(e)})") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _check_json_columns(schema, path: str) -> None:
+    """Rows become JSON values: a column of another kind (timestamps, dates, decimals, bytes, maps) is
+    named before any row is read, instead of failing on the first row written."""
+    for field in schema:
+        bad = _non_json_type(field.type)
+        if bad is not None:
+            raise DataError(
+                f"{path}: column {field.name!r} is {bad}, which has no JSON form; "
+                "cast it to string (or drop it) before reading"
+            )
+
+
+def _non_json_type(t):
+    """None when every value of Arrow type `t` reads as a JSON value, else the offending type."""
+    import pyarrow as pa
+
+    types = pa.types
+    if types.is_float16(t):  # reads as numpy.float16, which json cannot write
+        return t
+    if (
+        types.is_string(t)
+        or types.is_large_string(t)
+        or types.is_integer(t)
+        or types.is_floating(t)
+        or types.is_boolean(t)
+        or types.is_null(t)
+    ):
+        return None
+    if hasattr(types, "is_string_view") and types.is_string_view(t):
+        return None
+    if types.is_list(t) or types.is_large_list(t) or types.is_fixed_size_list(t):
+        return _non_json_type(t.value_type)
+    if types.is_struct(t):
+        for i in range(t.num_fields):
+            bad = _non_json_type(t.field(i).type)
+            if bad is not None:
+                return bad
+        return None
+    if types.is_dictionary(t):  # pandas categoricals
+        return _non_json_type(t.value_type)
+    return t
 
 
 def _drop_nulls(value: Any) -> Any:
@@ -184,16 +262,17 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-def _pyarrow_parquet():
+def _pyarrow_parquet(path: str):
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise DataError("Parquet needs pyarrow: pip install 'mg-data[parquet]'") from None
+        raise DataError(f"{path}: Parquet needs pyarrow: pip install 'mg-data[parquet]'") from None
     return pq
 
 
 class AtomicWriter:
-    """Write rows to a temp file beside the target and rename it into place on success.
+    """Write rows to a temp file beside the target and rename it into place on success (mg_fs.AtomicFile:
+    its temp naming, stale-temp cleanup, kept permission bits and symlinks written through).
 
     An interrupted or failed run leaves the previous file (or no file) behind, never half a file.
     """
@@ -203,12 +282,11 @@ class AtomicWriter:
         self.kind = file_type(self.path)
         self.count = 0
         self._parquet_batch = parquet_batch
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(
-            prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=directory
-        )
-        self._f = os.fdopen(fd, "wb")
+        if self.kind == "parquet":
+            _pyarrow_parquet(self.path)  # no pyarrow: one line now, not after every row was read
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._file = AtomicFile(self.path)
+        self._f = self._file.file
         self._buffer: list[dict] = []
         self._pq_writer = None
         if self.kind == "json":
@@ -220,7 +298,12 @@ class AtomicWriter:
             if len(self._buffer) >= self._parquet_batch:
                 self._flush_parquet()
         else:
-            data = _encode(row).encode("utf-8")
+            try:
+                data = _encode(row).encode("utf-8")
+            except ValueError:  # only NaN/Infinity: every value of a JSON-read row is encodable
+                raise RowError(
+                    "the row holds NaN or an infinite number, which JSON cannot hold (use a finite number)"
+                ) from None
             if self.kind == "jsonl":
                 self._f.write(data + b"\n")
             else:
@@ -232,46 +315,46 @@ class AtomicWriter:
             return
         import pyarrow as pa
 
-        pq = _pyarrow_parquet()
-        if self._pq_writer is None:
-            table = pa.Table.from_pylist(self._buffer)
-            # A column that is null in every row of the first batch gets a real type, so later rows fit.
-            schema = pa.schema(
-                [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
-            )
-            table = table.cast(schema)
-            self._pq_writer = pq.ParquetWriter(self._f, schema)
-        else:
-            try:
+        pq = _pyarrow_parquet(self.path)
+        first = self.count - len(self._buffer) + 1
+        try:
+            if self._pq_writer is None:
+                table = pa.Table.from_pylist(self._buffer)
+                # A column that is null in every row of the first batch gets a real type, so later rows fit.
+                schema = pa.schema(
+                    [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+                )
+                table = table.cast(schema)
+                self._pq_writer = pq.ParquetWriter(self._f, schema)
+            else:
                 table = pa.Table.from_pylist(self._buffer, schema=self._pq_writer.schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-                raise DataError(
-                    f"{self.path}: rows after row {self.count - len(self._buffer)} have other column types than the "
-                    f"first rows ({e}); write .jsonl instead"
-                ) from None
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+            raise DataError(
+                f"{self.path}: rows {first}-{self.count} do not fit one Parquet column type each "
+                f"({_first_line(e)}); write .jsonl instead"
+            ) from None
         self._pq_writer.write_table(table)
         self._buffer = []
 
     def commit(self) -> None:
-        if self.kind == "parquet":
-            self._flush_parquet()
-            if self._pq_writer is None:  # no rows: still write a valid (empty) file
-                import pyarrow as pa
+        """Finish the file and rename it into place; on any error the temp file is removed."""
+        try:
+            if self.kind == "parquet":
+                self._flush_parquet()
+                if self._pq_writer is None:  # no rows: still write a valid (empty) file
+                    import pyarrow as pa
 
-                self._pq_writer = _pyarrow_parquet().ParquetWriter(self._f, pa.schema([]))
-            self._pq_writer.close()
-        elif self.kind == "json":
-            self._f.write(b"\n]\n" if self.count else b"]\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
-        os.replace(self._tmp, self.path)
+                    self._pq_writer = _pyarrow_parquet(self.path).ParquetWriter(self._f, pa.schema([]))
+                self._pq_writer.close()
+            elif self.kind == "json":
+                self._f.write(b"\n]\n" if self.count else b"]\n")
+        except BaseException:
+            self.abort()
+            raise
+        self._file.commit()
 
     def abort(self) -> None:
-        if not self._f.closed:
-            self._f.close()
-        if os.path.exists(self._tmp):
-            os.unlink(self._tmp)
+        self._file.abort()
 
     def __enter__(self) -> AtomicWriter:
         return self

@@ -3,6 +3,7 @@ what did not. Rows in = rows out + rejected, always; nothing is dropped without 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -12,6 +13,7 @@ from typing import Any
 from mg_data import formats, tasks
 from mg_data.errors import DataError, Rejected, RowError
 from mg_data.io import AtomicWriter, iter_rows
+from mg_fs import refuse_same_files
 
 Transform = Callable[[Any, Callable[[str], None]], Any]
 
@@ -66,7 +68,9 @@ def run(
     path = str(path)
     report = Report(path=path, output=str(output) if output else None)
     if skip_invalid:
-        report.rejects_file = str(rejects or f"{output or path}.rejects.jsonl")
+        report.rejects_file = rejects_path(path, output, rejects)
+    # Before any file is opened: an output that is the input would be truncated before it is read.
+    refuse_same_files({"input": path}, {"output": output, "rejects": report.rejects_file})
 
     def warn(message: str) -> None:
         if message not in report.warnings:
@@ -83,6 +87,8 @@ def run(
             if parsed:
                 try:
                     result = transform(row, warn)
+                    if out:
+                        out.write(result)  # raises RowError, before writing, for a row JSON cannot hold
                 except RowError as e:
                     error = str(e)
             if error is not None:
@@ -91,10 +97,7 @@ def run(
                 if on_reject:
                     on_reject(rejected)
                 if bad:
-                    bad.write({"line": line, "reason": error, "row" if parsed else "raw": row})
-                continue
-            if out:
-                out.write(result)
+                    bad.write(_reject_record(line, error, row, parsed))
         report.written = out.count if out else 0
         if report.rejected and not skip_invalid:
             # Strict mode: a file with bad rows produces no output (the previous file, if any, stays).
@@ -104,6 +107,21 @@ def run(
                 stack.pop_all()
             report.written, report.output = 0, None
     return report
+
+
+def rejects_path(path, output=None, rejects=None) -> str:
+    """Where `--skip-invalid` sends bad rows: `rejects`, else beside the output, else beside the input."""
+    return str(rejects or f"{output or path}.rejects.jsonl")
+
+
+def _reject_record(line: int, reason: str, row: Any, parsed: bool) -> dict:
+    if parsed:
+        try:
+            json.dumps(row, allow_nan=False)
+        except ValueError:  # a row read from Parquet holding NaN: kept as the text Python's json writes
+            return {"line": line, "reason": reason, "raw": json.dumps(row, ensure_ascii=False)}
+        return {"line": line, "reason": reason, "row": row}
+    return {"line": line, "reason": reason, "raw": row}
 
 
 def conversion(to: str, from_: str = "auto") -> Transform:

@@ -5,15 +5,15 @@ same folder at once; the lock makes all but one wait, and the rename means a rea
 folder, even if a builder is killed midway.
 """
 
-import fcntl
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
+
+from mg_fs import file_lock
 
 CACHE_ENV = "MG_TESTING_CACHE"
 # Written last, inside the temp dir: a folder without it was not made by a finished build.
@@ -44,17 +44,6 @@ def make_readable(folder: Path) -> None:
         path.chmod(mode | (0o555 if path.is_dir() else 0o444))
 
 
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive flock on `path`, held for the block; the kernel drops it if the process dies."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def cached_build(key: str, build: Callable[[Path], object]) -> Path:
     """Return cache_root()/key, first calling build(empty_dir) to fill it if no finished build is there.
 
@@ -65,7 +54,7 @@ def cached_build(key: str, build: Callable[[Path], object]) -> Path:
     if is_built(target):
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with file_lock(root / f"{key}.lock"):
+    with file_lock(root / f"{key}.lock"):  # flock: the kernel drops it if the holder dies
         # Another process may have finished the build while we waited for the lock.
         if is_built(target):
             return target

@@ -3,10 +3,23 @@ or raises RowError. `normalize(row, warn)`; `warn(message)` reports a tolerated 
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Literal, get_args
+
 from mg_data.errors import DataError
 from mg_data.tasks import classify, embed, pairwise, pt, rerank, score, sft
 
-TASKS = {
+# The task vocabulary of the whole project, defined once (mg-train, mg-eval and mg-heads use these names).
+# Generative tasks train a language model; pooling tasks train a head over pooled hidden states.
+GenerativeTask = Literal["pt", "sft", "dpo", "kto", "ppo", "grpo"]
+PoolingTask = Literal["classify", "rm", "embed", "rerank", "score"]
+Task = Literal[GenerativeTask, PoolingTask]
+GENERATIVE_TASKS: tuple[GenerativeTask, ...] = get_args(GenerativeTask)
+POOLING_TASKS: tuple[PoolingTask, ...] = get_args(PoolingTask)
+ALL_TASKS: tuple[Task, ...] = GENERATIVE_TASKS + POOLING_TASKS
+
+# The tasks whose rows mg-data reads (names from Task), and the schema that reads them.
+TASKS: dict[str, ModuleType] = {
     "pt": pt,
     "sft": sft,
     "classify": classify,
@@ -18,7 +31,7 @@ TASKS = {
 }
 
 
-def get(name: str):
+def get(name: str) -> ModuleType:
     try:
         return TASKS[name]
     except KeyError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mg_data.conversation import type_name
 from mg_data.errors import RowError
-from mg_data.tasks.fields import pick, text
+from mg_data.tasks.fields import finite, pick, text
 
 TEXT = ("text", "prompt", "sentence", "input", "query")
 PAIR = ("text_pair", "sentence2")
@@ -38,7 +38,9 @@ def check_label(label, key: str):
         if not label.strip():
             raise RowError(f"{key} is empty")
         return label
-    if isinstance(label, int | float):
+    if isinstance(label, float):
+        return finite(label, key)
+    if isinstance(label, int):
         return label
     if isinstance(label, list):
         if not label:

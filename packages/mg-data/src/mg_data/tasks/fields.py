@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from mg_data.conversation import type_name
@@ -45,7 +46,14 @@ def texts(value: Any, key: str) -> list[str]:
 def number(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RowError(f"{key} must be a number, got {type_name(value)}")
-    return float(value)
+    return finite(float(value), key)
+
+
+def finite(value: float, key: str) -> float:
+    """NaN or an infinity in a label trains a model whose weights are all NaN: a row error, never data."""
+    if not math.isfinite(value):
+        raise RowError(f"{key} must be a finite number, got {value}")
+    return value
 
 
 def messages_text(value: Any, key: str) -> str:
