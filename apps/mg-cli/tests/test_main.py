@@ -1,6 +1,10 @@
 import json
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
 
 
 def test_mg_data_subcommand_converts(tmp_path):
@@ -54,3 +58,34 @@ def test_mg_mounts_every_package_command():
         text=True,
     )
     assert proc.returncode == 2 and proc.stderr.startswith("usage: mg-train CONFIG.yaml")
+
+
+# Optional backends that a user opts into by configuration; every other extra is what some `mg` command needs.
+HEAVY_EXTRAS = {"deepspeed", "vllm", "llamafactory"}
+
+
+def test_the_umbrella_installs_every_extra_its_commands_need():
+    root = Path(__file__).resolve().parents[3]
+    project = tomllib.loads((root / "apps/mg-cli/pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = {}
+    for dep in map(Requirement, project["dependencies"]):
+        member = root / "packages" / dep.name / "pyproject.toml"
+        if member.is_file():
+            extras = tomllib.loads(member.read_text(encoding="utf-8"))["project"].get(
+                "optional-dependencies", {}
+            )
+            wanted[dep.name] = (set(extras) - HEAVY_EXTRAS, dep.extras)
+    assert wanted["mg-eval"][0] == {"models"}
+    assert {name: need - have for name, (need, have) in wanted.items() if need - have} == {}
+
+
+def test_mg_eval_endpoint_errors_are_one_line(tmp_path):
+    data = tmp_path / "e.jsonl"
+    data.write_text(json.dumps({"query": "q", "pos": ["p"]}) + "\n", encoding="utf-8")
+    cmd = [sys.executable, "-c", "from mg_cli.main import main; main()", "eval", "run", "--task", "embed"]
+    proc = subprocess.run(
+        [*cmd, "--endpoint", "http://127.0.0.1:9", "--data", str(data)], capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("error: http://127.0.0.1:9/v1/models: cannot reach the endpoint")
+    assert len(proc.stderr.strip().splitlines()) == 1

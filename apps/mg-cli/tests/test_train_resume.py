@@ -88,6 +88,7 @@ def assert_same_weights(a: Path, b: Path, atol: float) -> None:
         torch.testing.assert_close(wa[key], wb[key], atol=atol, rtol=0, msg=key)
 
 
+@pytest.mark.slow  # two trainings and a kill
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_encoder_dir):
     # Dropout stays on: the checkpoint's RNG states must bring back the same masks, not only the data order.
     config = write_config(
@@ -155,6 +156,8 @@ def test_resume_none_starts_fresh_in_an_existing_output_dir(tmp_path, tiny_encod
     assert loss_records(run_dir) == 6
 
 
+@pytest.mark.distributed
+@pytest.mark.slow
 def test_zero3_two_processes_killed_and_resumed(tmp_path, tiny_encoder_dir):
     """A whole 2-process ZeRO-3 job is killed; resuming restores its partitioned weights and optimizer
     state from the DeepSpeed checkpoint and it finishes as one uninterrupted process with the same global

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import mg_train, series, write_config
+from conftest import metrics, mg_train, series, write_config
 from sentence_transformers import CrossEncoder, SentenceTransformer
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -175,9 +175,15 @@ def test_best_checkpoint_is_selected_and_exported(tmp_path, tiny_encoder_dir):
     )
     summary = json.loads((run_dir / "train_summary.json").read_text())
     best = summary["best_checkpoint"]
-    accuracies = series(run_dir, "eval", "accuracy")[:3]  # one per epoch (the 4th is the final evaluation)
+    accuracies = series(run_dir, "eval", "accuracy")
+    assert len(accuracies) == 3  # one per epoch; the re-evaluation of the best is the "final" split
     best_epoch = max(range(3), key=lambda i: (accuracies[i], -i))  # HF keeps the first of equal bests
     assert best.endswith(f"checkpoint-{(best_epoch + 1) * 6}")  # 48 rows / batch 8 = 6 steps per epoch
+    final = [m for m in metrics(run_dir) if m["split"] == "final" and m["name"] == "accuracy"]
+    assert [(m["step"], m["value"]) for m in final] == [((best_epoch + 1) * 6, accuracies[best_epoch])]
+    assert (
+        summary["eval_accuracy"] == accuracies[best_epoch] and summary["final_step"] == (best_epoch + 1) * 6
+    )
     tok = AutoTokenizer.from_pretrained(run_dir / "model")
     batch = tok(["我要退货", "where is my parcel"], padding=True, return_tensors="pt")
     with torch.no_grad():

@@ -41,7 +41,7 @@ def test_minilm_mean_normalized_reproduced_by_sentence_transformers(minilm_dir, 
     ours = embed(model, tokenizer, TEXTS)
     assert (ours - before).abs().max() > 1e-3  # trained
 
-    out = export(model, tokenizer, tmp_path / "model", task="embed", max_length=128)
+    out = export(model, tokenizer, tmp_path / "model", task="embed", max_length=128).path
     st = SentenceTransformer(str(out), device="cpu")
     assert_close(st.encode(TEXTS, convert_to_tensor=True), ours)
     assert_close(ours.norm(dim=-1), torch.ones(len(TEXTS)))
@@ -70,7 +70,9 @@ def test_decoder_last_token_reproduced_by_sentence_transformers(fixture, arch, r
 
     train(model, loss_of)
     ours = embed(model, tokenizer, TEXTS)
-    out = export(model, tokenizer, tmp_path / "model", task="embed", max_length=64, matryoshka_dims=[32, 128])
+    out = export(
+        model, tokenizer, tmp_path / "model", task="embed", max_length=64, matryoshka_dims=[32, 128]
+    ).path
     st = SentenceTransformer(str(out), device="cpu")
     assert_close(st.encode(TEXTS, convert_to_tensor=True), ours)
 

@@ -72,7 +72,7 @@ def test_classify_reproduced_by_transformers(case, request, tmp_path, train):
     with torch.no_grad():
         ours = logits_of(model, tokenizer, TEXTS)
 
-    out = export(model, tokenizer, tmp_path / "model", task="classify", max_length=64, labels=labels)
+    out = export(model, tokenizer, tmp_path / "model", task="classify", max_length=64, labels=labels).path
     assert_close(reload_logits(out, tokenizer, TEXTS), ours)
     config = read(out / "config.json")
     assert config["problem_type"] == problem_type
@@ -116,7 +116,7 @@ def test_rm_reproduced_by_transformers(tiny_decoder_dir, tmp_path, train):
         rewards = logits_of(model, tokenizer, TEXTS)
     out = export(
         model, tokenizer, tmp_path / "rm", task="rm", max_length=64, training={"loss": "bradley_terry"}
-    )
+    ).path
     assert_close(reload_logits(out, tokenizer, TEXTS), rewards)
     config = read(out / "config.json")
     assert (config["num_labels"] if "num_labels" in config else len(config["id2label"])) == 1
@@ -134,6 +134,7 @@ def minilm_cross_encoder(minilm_dir):
     return load_sequence_classifier(minilm_dir, num_labels=1, problem_type=None), tokenizer
 
 
+@pytest.mark.slow  # 17 s here: trains a MiniLM cross-encoder
 def test_rerank_reproduced_by_cross_encoder(minilm_cross_encoder, tmp_path, train):
     model, tokenizer = minilm_cross_encoder
     # Groups of 1 positive + 1 negative per query: [B, G] scores, positive first.
@@ -148,7 +149,7 @@ def test_rerank_reproduced_by_cross_encoder(minilm_cross_encoder, tmp_path, trai
     assert model.config.problem_type == "regression"
     with torch.no_grad():
         ours = logits_of(model, tokenizer, queries, docs)
-    out = export(model, tokenizer, tmp_path / "rerank", task="rerank", max_length=64)
+    out = export(model, tokenizer, tmp_path / "rerank", task="rerank", max_length=64).path
 
     config = read(out / "config.json")
     assert config.get("problem_type") is None and config["architectures"] == ["BertForSequenceClassification"]
@@ -166,7 +167,7 @@ def test_score_reproduced_by_cross_encoder(minilm_cross_encoder, tmp_path, train
     train(model, lambda m: cosent(logits_of(m, tokenizer, TEXTS, PAIRS), labels))
     with torch.no_grad():
         ours = logits_of(model, tokenizer, TEXTS, PAIRS)
-    out = export(model, tokenizer, tmp_path / "score", task="score", max_length=64)
+    out = export(model, tokenizer, tmp_path / "score", task="score", max_length=64).path
     assert read(out / "config.json")["problem_type"] == "regression"
     assert_close(reload_logits(out, tokenizer, TEXTS, PAIRS), ours)
     cross_encoder = CrossEncoder(str(out), device="cpu")
@@ -211,8 +212,19 @@ def test_export_refuses_mismatched_models(tiny_decoder_dir, tmp_path):
 def test_embed_export_records_what_it_wrote(tiny_decoder_dir, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tiny_decoder_dir)
     model = EmbeddingModel.from_pretrained(tiny_decoder_dir)
-    out = export(model, tokenizer, tmp_path / "m", task="embed", max_length=32, normalize=True)
+    written = export(model, tokenizer, tmp_path / "m", task="embed", max_length=32, normalize=True)
+    out = written.path
     info = read(out / "mg_export.json")
+    # The returned value says what the file says (callers use it instead of reading the file back).
+    assert (written.task, written.architecture, written.pooling, written.normalize, written.max_length) == (
+        info["task"],
+        info["architecture"],
+        info["pooling"],
+        info["normalize"],
+        info["max_length"],
+    )
+    assert written.serve == info["serve"]
+    assert written.serve_command == f"vllm serve {out} --runner pooling --convert embed"
     assert {k: info[k] for k in ("task", "architecture", "pooling", "normalize", "max_length")} == {
         "task": "embed",
         "architecture": "Qwen2Model",

@@ -23,9 +23,9 @@ def test_load_for_task_reads_the_task_from_mg_export(tiny_decoder_dir, tmp_path)
         task="embed",
         max_length=32,
     )
-    model = load_for_task(rm)
+    model = load_for_task(rm.path)
     assert type(model).__name__ == "Qwen2ForSequenceClassification" and not model.training
-    loaded = load_for_task(embed)
+    loaded = load_for_task(embed.path)
     assert isinstance(loaded, EmbeddingModel) and loaded.pooling == "last" and loaded.max_length == 32
 
 
@@ -34,7 +34,7 @@ def test_load_for_task_checks_the_head(tiny_encoder_dir, tmp_path):
     model = load_sequence_classifier(
         tiny_encoder_dir, num_labels=2, problem_type=None, id2label={0: "a", 1: "b"}
     )
-    out = export(model, tokenizer, tmp_path / "c", task="classify", max_length=32)
+    out = export(model, tokenizer, tmp_path / "c", task="classify", max_length=32).path
     with pytest.raises(ValueError, match="one output"):
         load_for_task(out, "rerank")
     with pytest.raises(ValueError, match="no mg_export.json"):

@@ -43,7 +43,7 @@ def test_lora_classifier_trains_head_and_adapters_and_exports_merged(tiny_decode
     with torch.no_grad():
         ours = peft_model(**batch).logits
 
-    out = export(peft_model, tokenizer, tmp_path / "model", task="classify", max_length=64)
+    out = export(peft_model, tokenizer, tmp_path / "model", task="classify", max_length=64).path
     assert is_lora(peft_model)  # export merged a copy; training can go on
     assert not [p.name for p in out.iterdir() if p.name.startswith("adapter")]
     reloaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
@@ -65,7 +65,7 @@ def test_lora_embedding_model_exports_merged(tiny_decoder_dir, tmp_path, train):
         ours = model(**q)
     with pytest.raises(ValueError, match="merge"):
         model.save_pretrained(tmp_path / "unmerged")
-    out = export(model, tokenizer, tmp_path / "model", task="embed", max_length=64)
+    out = export(model, tokenizer, tmp_path / "model", task="embed", max_length=64).path
     st = SentenceTransformer(str(out), device="cpu")
     assert_close(st.encode(TEXTS, convert_to_tensor=True), ours)
 

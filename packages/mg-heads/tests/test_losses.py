@@ -179,6 +179,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.distributed
+@pytest.mark.slow
 def test_info_nce_gather_across_two_gloo_processes_equals_the_full_batch(tmp_path):
     torch.multiprocessing.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]

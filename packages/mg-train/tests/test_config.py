@@ -1,9 +1,12 @@
+import dataclasses
 import json
 
 import pytest
 
+from mg_data.tasks import POOLING_TASKS
 from mg_train.aliases import ALIASES
-from mg_train.config import ConfigError, parse
+from mg_train.config import config_class, parse
+from mg_train.errors import ConfigError
 
 BASE = {"task": "classify", "model_name_or_path": "m", "train_file": "t.jsonl", "output_dir": "out"}
 
@@ -93,3 +96,89 @@ def test_yaml_style_number_strings_become_numbers():
     )
     with pytest.raises(ConfigError, match="learning_rate must be a number, not 'fast'"):
         parse({**BASE, "learning_rate": "fast"})
+
+
+def test_an_ignored_llamafactory_key_still_reaches_a_field_of_ours():
+    job = parse({**BASE, "trust_remote_code": False, "template": "qwen"})
+    assert job.model.trust_remote_code is False and "template" not in job.raw
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"per_device_train_batch_size": 0}, "per_device_train_batch_size must be > 0, not 0"),
+        ({"per_device_train_batch_size": [8]}, "per_device_train_batch_size must be an integer, not [8]"),
+        ({"per_device_eval_batch_size": 2.5}, "per_device_eval_batch_size must be an integer, not 2.5"),
+        ({"max_length": -5}, "max_length must be > 0, not -5"),
+        ({"cutoff_len": -5}, "max_length must be > 0, not -5"),
+        ({"learning_rate": True}, "learning_rate must be a number, not true"),
+        ({"learning_rate": [1e-4]}, "learning_rate must be a number, not [0.0001]"),
+        ({"num_train_epochs": 0}, "num_train_epochs must be > 0 (or give max_steps), not 0"),
+        ({"num_train_epochs": -1}, "num_train_epochs must be > 0 (or give max_steps), not -1"),
+        ({"max_steps": 0}, "max_steps must be > 0 (or -1: train num_train_epochs), not 0"),
+        ({"max_steps": -3}, "max_steps must be > 0 (or -1: train num_train_epochs), not -3"),
+        ({"val_size": 1}, "val_size must be in [0, 1), not 1"),
+        ({"val_size": -0.1}, "val_size must be in [0, 1), not -0.1"),
+        ({"lora_dropout": 1.5}, "lora_dropout must be in [0, 1), not 1.5"),
+        ({"finetuning_type": "qlora"}, "finetuning_type must be one of full, lora, not 'qlora'"),
+        ({"pooling": "max"}, "pooling must be one of cls, mean, last, not 'max'"),
+        ({"normalize": "sometimes"}, "normalize must be true or false, not 'sometimes'"),
+        ({"eval_strategy": 3}, "eval_strategy must be one of no, steps, epoch, not 3"),
+        ({"report_to": 5}, "report_to must be a string or a list of str, not 5"),
+        ({"trust_remote_code": True}, "trust_remote_code: true is not supported"),
+        (
+            {"problem_type": "ordinal"},
+            "problem_type must be one of auto, single_label, multi_label, regression",
+        ),
+        ({"label_smoothing": 1.0}, "label_smoothing must be in [0, 1), not 1.0"),
+    ],
+)
+def test_wrong_values_name_the_key_and_where(change, message):
+    where = {k: f"cfg.yaml:{i + 5}" for i, k in enumerate(change)}
+    with pytest.raises(ConfigError) as e:
+        parse({**BASE, **change}, source="cfg.yaml", locations=where)
+    assert str(e.value).startswith(f"{next(iter(where.values()))}: {message}")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "task, change, message",
+    [
+        ("embed", {"temperature": 0}, "temperature must be > 0, not 0"),
+        ("embed", {"num_hard_negatives": -1}, "num_hard_negatives must be >= 0, not -1"),
+        ("embed", {"matryoshka_dims": "64"}, "matryoshka_dims must be a list of int or null, not '64'"),
+        ("embed", {"matryoshka_dims": [64, 0]}, "matryoshka_dims must be a list of values > 0, not [64, 0]"),
+        ("rerank", {"group_size": 1}, "group_size must be >= 2, not 1"),
+        ("rerank", {"rerank_loss": "pairwise"}, "rerank_loss must be one of listwise, pointwise"),
+        ("score", {"score_loss": "l1"}, "score_loss must be one of cosent, mse, not 'l1'"),
+    ],
+)
+def test_task_fields_are_checked_too(task, change, message):
+    with pytest.raises(ConfigError) as e:
+        parse(
+            {**BASE, "task": task, **change}, source="cfg.yaml", locations={k: "cfg.yaml:9" for k in change}
+        )
+    assert str(e.value).startswith(f"cfg.yaml:9: {message}")
+
+
+def test_max_steps_stands_in_for_epochs():
+    job = parse({**BASE, "num_train_epochs": 0, "max_steps": 10})
+    assert job.train.max_steps == 10
+
+
+def test_a_folder_without_a_model(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        parse({**BASE, "model_name_or_path": str(tmp_path)}, locations={"model_name_or_path": "c.yaml:2"})
+    assert str(e.value) == f"c.yaml:2: model_name_or_path {tmp_path} holds no model (no config.json)"
+    (tmp_path / "weights.bin").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a model folder"):
+        parse({**BASE, "model_name_or_path": str(tmp_path / "weights.bin")})
+
+
+@pytest.mark.parametrize("task", POOLING_TASKS)
+def test_every_default_passes_the_checks_also_after_transformers_converted_it(task):
+    """launch.py copies a built Config (dataclasses.replace): __post_init__ then sees the enums and objects
+    TrainingArguments made of the YAML values, and must accept them."""
+    job = parse({**BASE, "task": task, "eval_file": "e.jsonl"})
+    copy = dataclasses.replace(job.train, use_cpu=True)
+    assert isinstance(copy, config_class(task)) and copy.use_cpu

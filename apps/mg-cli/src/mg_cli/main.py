@@ -27,7 +27,7 @@ mg.add_command(eval_cli, name="eval")
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def train(args: tuple[str, ...]) -> None:
-    """Train a model: mg train CONFIG.yaml [--key value ...] (the same as mg-train)."""
+    """Train a model: mg train CONFIG.yaml [--key value ...] (the same as mg-train; --help lists the keys)."""
     from mg_cli.train import main as train_main
 
     train_main(list(args))

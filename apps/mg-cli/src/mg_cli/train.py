@@ -1,10 +1,13 @@
 """`mg-train CONFIG.yaml [--key value ...]`: YAML + flag overrides (defaults < file < flags), one config
-format for every task; `--nproc-per-node N` / `--nnodes` ... relaunch under torchrun."""
+format for every task; `--nproc-per-node N` / `--nnodes` ... relaunch under torchrun. `mg-train --help
+[--task TASK] [--all]` lists the keys, generated from the config fields."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+import textwrap
 
 import click
 import yaml
@@ -21,9 +24,11 @@ LAUNCH_FLAGS = {
 }
 USAGE = """usage: mg-train CONFIG.yaml [--key value ...] [--resume] [--nproc-per-node N] [--nnodes N --node-rank R
                  --master-addr HOST --master-port PORT]
+       mg-train --help [--task TASK] [--all]
 
-Any config key can be given or overridden as a flag (--learning_rate 1e-4, --num_train_epochs=2).
+Any config key can be given or overridden as a flag (--learning_rate 1e-4, --num-train-epochs=2).
 Keys: mg-train's own, transformers TrainingArguments, and the aliases of TRL / LLaMA-Factory YAML."""
+HELP_WIDTH = 110
 
 
 class UsageError(Exception):
@@ -47,12 +52,39 @@ def read_yaml(path: str) -> tuple[dict, dict[str, int]]:
         return {}, {}
     if not isinstance(data, dict):
         raise UsageError(f"{path}: the config must be a mapping of key: value")
+    duplicate = duplicate_key(node)
+    if duplicate:
+        key, first, second = duplicate
+        raise UsageError(
+            f"{path}:{second}: key {key!r} is given twice (lines {first} and {second}); keep one"
+        )
     lines = {k.value: k.start_mark.line + 1 for k, _ in node.value}
     return data, lines
 
 
+def duplicate_key(node) -> tuple[str, int, int] | None:
+    """The first key given twice in one mapping, anywhere in the document, with both lines: YAML loaders
+    keep the last value and drop the other without a word."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                return str(key), seen[key], line
+            seen.setdefault(key, line)
+            found = duplicate_key(value_node)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = duplicate_key(item)
+            if found:
+                return found
+    return None
+
+
 def parse_argv(argv: list[str]) -> tuple[str, dict, dict]:
-    if not argv or argv[0] in ("-h", "--help"):
+    if not argv:
         raise UsageError(USAGE)
     config_path, rest = argv[0], argv[1:]
     overrides, launch = {}, {}
@@ -122,12 +154,84 @@ def torchrun_command(argv: list[str], launch: dict) -> list[str]:
     return [*cmd, "-m", "mg_cli.train", *kept]
 
 
+def help_request(argv: list[str]) -> tuple[str | None, bool] | None:
+    """(task, all) when argv asks for help: `--help [--task TASK] [--all]`, in any order."""
+    if not any(a in ("-h", "--help") for a in argv):
+        return None
+    task, everything = None, "--all" in argv
+    for i, token in enumerate(argv):
+        if token == "--task":
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                raise UsageError("--task needs a value")
+            task = argv[i + 1]
+        elif token.startswith("--task="):
+            task = token.partition("=")[2]
+    return task, everything
+
+
+def help_text(task: str | None, everything: bool) -> str:
+    """The keys mg-train reads, generated from the config fields (mg_train.config.help_groups)."""
+    from mg_data.tasks import GENERATIVE_TASKS, POOLING_TASKS
+    from mg_train.config import help_groups, task_summaries
+
+    if task is not None and task not in POOLING_TASKS:
+        raise UsageError(f"--task {task}: not one of {', '.join(POOLING_TASKS)}")
+    out = [USAGE.split("\n\nAny config key")[0], ""]
+    out += wrap(
+        "Every key below can be given in CONFIG.yaml or as a flag (--learning-rate 1e-4, --num_train_epochs=2); "
+        "defaults < file < flags. --resume continues from the newest checkpoint in output_dir. The names "
+        "of transformers TrainingArguments, TRL and LLaMA-Factory YAML are accepted as aliases.",
+        "",
+    )
+    out += ["", "tasks (task:, or LLaMA-Factory's stage:):"]
+    width = max(map(len, POOLING_TASKS))
+    for name, summary in task_summaries():
+        out += wrap(summary, f"  {name:<{width}}  ", " " * (width + 4))
+    out += wrap(f"generative ({', '.join(GENERATIVE_TASKS)}): not trained by mg-train yet", "  ")
+    for title, fields in help_groups(task, everything=everything):
+        out += ["", f"{title}:"]
+        for f in fields:
+            aliases = f"   (alias: {', '.join(f.aliases)})" if f.aliases else ""
+            out.append(f"  {f.name}: {f.type} = {f.default}{aliases}")
+            if f.help:
+                out += wrap(f.help, " " * 6)
+    out.append("")
+    if task is None:
+        out.append("A task's own keys: mg-train --help --task TASK (e.g. --task embed).")
+    if not everything:
+        out.append("Every other transformers TrainingArguments key: mg-train --help --all.")
+    return "\n".join(out)
+
+
+def wrap(text: str, first: str, rest: str | None = None) -> list[str]:
+    return textwrap.wrap(
+        text,
+        HELP_WIDTH,
+        initial_indent=first,
+        subsequent_indent=first if rest is None else rest,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
+
+
+def resume_command(argv: list[str]) -> str:
+    """This run's command line, resuming."""
+    return shlex.join(["mg-train", *[a for a in argv if a != "--resume"], "--resume"])
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
+        wanted = help_request(argv)
+        if wanted is not None:
+            click.echo(help_text(*wanted))
+            return
         config_path, overrides, launch = parse_argv(argv)
         mapping, lines = read_yaml(config_path)
-        from mg_train.config import ConfigError, parse
+        from mg_train.console import quiet_notices
+
+        quiet_notices()  # before transformers and DeepSpeed are imported (DeepSpeed's notice comes at import)
+        from mg_train.config import parse
+        from mg_train.errors import ConfigError
 
         try:
             where = {k: f"{config_path}:{n}" for k, n in lines.items()}
@@ -143,11 +247,23 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.flush()
             os.execv(cmd[0], cmd)
         from mg_train.run import train
+        from mg_train.trainer import Interrupted, TrainingStopped
 
         try:
             train(job, log=lambda message: click.echo(message, err=True))
         except ConfigError as e:
             raise UsageError(str(e)) from None
+        except Interrupted as e:
+            click.echo(f"{e}; resume with: {resume_command(argv)}", err=True)
+            sys.exit(e.exit_code)
+        except TrainingStopped as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without saving
+            click.echo(
+                f"interrupted; resume from the newest checkpoint with: {resume_command(argv)}", err=True
+            )
+            sys.exit(130)
     except UsageError as e:
         click.echo(str(e) if str(e) == USAGE else f"error: {e}", err=True)
         sys.exit(2)

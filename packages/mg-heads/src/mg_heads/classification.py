@@ -25,7 +25,10 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-SEQ_CLS_TASKS = ("classify", "rm", "rerank", "score")
+from mg_data.tasks import PoolingTask
+
+# The pooling tasks (mg_data.tasks.POOLING_TASKS) whose model is a sequence classifier: all but embed.
+SEQ_CLS_TASKS: tuple[PoolingTask, ...] = ("classify", "rm", "rerank", "score")
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 
 

@@ -18,15 +18,16 @@ from __future__ import annotations
 import copy
 import json
 import shlex
-import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from mg_data.tasks import POOLING_TASKS
+from mg_fs import atomic_dir
 from mg_heads import __version__
 from mg_heads.classification import head_spec, pad_token_id_for
 from mg_heads.embedding import EmbeddingModel
@@ -34,8 +35,30 @@ from mg_heads.lora import is_lora, merge
 from mg_heads.pooling import is_encoder
 from mg_heads.tokenize import ensure_pad_token
 
-TASKS = ("classify", "rm", "embed", "rerank", "score")
+TASKS = POOLING_TASKS  # every pooling task exports (mg_data.tasks: the one task vocabulary)
 EXPORT_FILE = "mg_export.json"
+NEWEST_VLLM = "vllm>=0.33"  # the key of `serve` whose command `Export.serve_command` is
+
+
+@dataclass(frozen=True)
+class Export:
+    """What `export` wrote: the folder and what its mg_export.json says, typed."""
+
+    path: Path
+    task: str
+    architecture: str
+    problem_type: str | None
+    labels: list[str] | None
+    pooling: str | None
+    normalize: bool | None
+    max_length: int
+    serve: dict  # vLLM generation -> {"command": str | None, "note": ...}, as in mg_export.json
+
+    @property
+    def serve_command(self) -> str:
+        """The command that serves the folder on current vLLM."""
+        return self.serve[NEWEST_VLLM]["command"]
+
 
 # What sentence-transformers' CrossEncoder applies to the logit; vLLM reads the same key (problem_type first).
 CROSS_ENCODER_ACTIVATION = {
@@ -73,8 +96,8 @@ def export(
     normalize: bool | None = None,
     training: dict | None = None,
     matryoshka_dims: list[int] | None = None,
-) -> Path:
-    """Write the vLLM-ready folder for `task` to `out_dir` (replacing it) and return its path.
+) -> Export:
+    """Write the vLLM-ready folder for `task` to `out_dir` (replacing it) and return what it wrote.
 
     `model`: an EmbeddingModel for embed, a transformers ForSequenceClassification otherwise, either with
     LoRA adapters or without (LoRA is merged on a copy; the given model is left as it is). `labels` names
@@ -92,9 +115,9 @@ def export(
         ensure_pad_token(tokenizer)
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
+    # Built in a temp folder beside out_dir and swapped in whole; a killed export's folder is removed by the
+    # next one (mg_fs.clean_stale_temps).
+    with atomic_dir(out_dir) as tmp:
         with _no_progress_bars():
             if task == "embed":
                 info = _write_embed(model, tokenizer, tmp, max_length, pooling, normalize, matryoshka_dims)
@@ -110,11 +133,17 @@ def export(
             "serve": serve_commands(out_dir, task, info["architecture"], info["problem_type"]),
         }
         (tmp / EXPORT_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    return Export(
+        path=out_dir,
+        task=task,
+        architecture=info["architecture"],
+        problem_type=info["problem_type"],
+        labels=info["labels"],
+        pooling=info["pooling"],
+        normalize=info["normalize"],
+        max_length=max_length,
+        serve=info["serve"],
+    )
 
 
 def _write_embed(model, tokenizer, out_dir, max_length, pooling, normalize, matryoshka_dims) -> dict:
@@ -227,15 +256,3 @@ def _no_progress_bars() -> Iterator[None]:
     finally:
         if enabled:
             hf_logging.enable_progress_bar()
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    if not target.exists():
-        new.rename(target)
-        return
-    if not target.is_dir():
-        raise FileExistsError(f"{target} exists and is not a folder")
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old)

@@ -10,8 +10,10 @@ import json
 import os
 from typing import Any
 
+from mg_train.errors import ConfigError
+
 # alias -> our key
-ALIASES: dict[str, str] = {
+ALIASES: dict[str, str | None] = {
     # LLaMA-Factory
     "stage": "task",
     "cutoff_len": "max_length",
@@ -32,34 +34,29 @@ ALIASES: dict[str, str] = {
     "train_data": "train_file",
     "eval_data": "eval_file",
 }
-# LLaMA-Factory stage names -> our task names
-STAGES = {"rm": "rm", "sft": "sft", "pt": "pt", "dpo": "dpo", "ppo": "ppo", "kto": "kto"}
-# Accepted so that LLaMA-Factory YAMLs load, but meaningless for pooling tasks (no chat template is applied).
+# LLaMA-Factory's stage names are our task names (mg_data.tasks.Task): `stage` maps to `task` as it is.
+# Accepted so that LLaMA-Factory YAMLs load, but meaningless for pooling tasks (no chat template is applied);
+# config.parse drops them unless a config of ours has a field of that name.
 IGNORED = {
     "template",
     "do_train",
     "do_eval",
     "overwrite_cache",
     "preprocessing_num_workers",
-    "trust_remote_code",
     "plot_loss",
-    "overwrite_output_dir",
     "dataloader_num_workers_lf",
 }
 
 
 def apply_aliases(mapping: dict[str, Any], *, source: str = "config") -> dict[str, Any]:
-    from mg_train.config import ConfigError
-
+    """`mapping` with every alias renamed to our key; IGNORED keys are kept (config.parse drops them)."""
     out: dict[str, Any] = {}
     for key, value in mapping.items():
-        if key in IGNORED:
-            continue
         if key == "max_samples":
             raise ConfigError(f"{source}: max_samples is not supported; cut the data file instead (mg-data)")
         if key in ("dataset", "dataset_dir"):
             continue  # resolved together below
-        target = ALIASES.get(key, key)
+        target = ALIASES.get(key) or key  # max_samples, the one None, was refused above
         if target in out and out[target] != value:
             raise ConfigError(f"{source}: {key!r} and {target!r} both given with different values")
         out[target] = value
@@ -72,8 +69,6 @@ def apply_aliases(mapping: dict[str, Any], *, source: str = "config") -> dict[st
 
 def _lf_dataset(name: Any, dataset_dir: str | None, source: str) -> str:
     """LLaMA-Factory's `dataset` names an entry of dataset_dir/dataset_info.json (or is a path)."""
-    from mg_train.config import ConfigError
-
     if isinstance(name, list | tuple) or (isinstance(name, str) and "," in name):
         raise ConfigError(
             f"{source}: dataset: several datasets are not supported yet; concatenate them into one file"

@@ -2,7 +2,8 @@
 
 `parse(mapping)` maps alias names (aliases.py), picks the task's Config class, and splits the mapping into
 ModelArgs, DataArgs and the task's TrainingArguments subclass. An unknown key is an error naming the
-nearest valid key.
+nearest valid key; a wrong value is an error naming the key and where it was given, raised by the config
+objects' own checks (args.py) before any data is read. `help_groups` lists the same fields for --help.
 """
 
 from __future__ import annotations
@@ -10,68 +11,22 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from mg_train.aliases import apply_aliases
+from transformers import TrainingArguments
 
-TASKS = ("classify", "rm", "embed", "rerank", "score")
-GENERATIVE = ("pt", "sft", "dpo", "ppo", "grpo", "kto")
+from mg_data.tasks import GENERATIVE_TASKS, POOLING_TASKS
+from mg_train.aliases import ALIASES, IGNORED, apply_aliases
+from mg_train.args import LIMITS, DataArgs, ModelArgs, TrainJob, matches, shown, type_hints, type_name
+from mg_train.errors import ConfigError
+from mg_train.tasks import get
+from mg_train.tasks.base import PoolingConfig
 
-
-class ConfigError(ValueError):
-    """A config the user must fix; the message names the key."""
-
-
-@dataclass
-class ModelArgs:
-    model_name_or_path: str = field(
-        default=None, metadata={"help": "HF model folder (or a name in the HF cache)."}
-    )
-    finetuning_type: str = field(default="full", metadata={"help": "full or lora."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
-    lora_target_modules: list[str] | str | None = field(
-        default=None,
-        metadata={"help": "Modules to adapt (names or 'all'); default: every linear layer but the head."},
-    )
-    pooling: str | None = field(
-        default=None, metadata={"help": "embed: cls, mean or last (default by backbone)."}
-    )
-    normalize: bool = field(default=True, metadata={"help": "embed: L2-normalize embeddings."})
-    max_length: int = field(default=512, metadata={"help": "Truncate inputs to this many tokens."})
+__all__ = ["ConfigError", "DataArgs", "ModelArgs", "TrainJob", "config_class", "help_groups", "parse"]
 
 
-@dataclass
-class DataArgs:
-    train_file: str = field(
-        default=None, metadata={"help": "Training data: any file and layout mg-data reads."}
-    )
-    eval_file: str | None = field(
-        default=None, metadata={"help": "Held-out data for evaluation during training."}
-    )
-    val_size: float = field(
-        default=0.0, metadata={"help": "Without eval_file: hold out this fraction of train."}
-    )
-    preview_samples: int = field(
-        default=3, metadata={"help": "Samples printed (as the model sees them) before step 1."}
-    )
-
-
-@dataclass
-class TrainJob:
-    task: str
-    model: ModelArgs
-    data: DataArgs
-    train: Any  # the task's Config (a transformers.TrainingArguments subclass)
-    raw: dict  # the resolved mapping, written to the run log
-
-
-def config_class(task: str):
-    from mg_train.tasks import get
-
+def config_class(task: str) -> type[PoolingConfig]:
     return get(task).Config
 
 
@@ -79,28 +34,30 @@ def parse(
     mapping: dict[str, Any], *, source: str = "config", locations: dict[str, str] | None = None
 ) -> TrainJob:
     """`locations` says where each key was given ("file.yaml:7", "flag --lr"), so errors name the place."""
-    locations = locations or {}
+    locations = _through_aliases(locations or {})
 
-    def at(key: str) -> str:
-        return locations.get(key, source)
+    def at(key: str | None) -> str:
+        return locations.get(key, source) if key else source
 
     mapping = apply_aliases(dict(mapping), source=source)
     task = mapping.pop("task", None)
     if task is None:
         raise ConfigError(
-            f"{source}: missing 'task' (one of {', '.join(TASKS)}; LLaMA-Factory's 'stage' works too)"
+            f"{source}: missing 'task' (one of {', '.join(POOLING_TASKS)}; LLaMA-Factory's 'stage' works too)"
         )
-    if task in GENERATIVE:
+    if task in GENERATIVE_TASKS:
         raise ConfigError(
             f"{source}: task {task!r} is generative; run it through the LLaMA-Factory backend "
             "(mg-train --llamafactory) until mg-train's own generative trainers land"
         )
-    if task not in TASKS:
-        raise ConfigError(f"{at('task')}: task {task!r} is not one of {', '.join(TASKS)}")
+    if task not in POOLING_TASKS:
+        raise ConfigError(f"{at('task')}: task {task!r} is not one of {', '.join(POOLING_TASKS)}")
     cls = config_class(task)
     groups = {"model": ModelArgs, "data": DataArgs, "train": cls}
     names = {g: {f.name for f in dataclasses.fields(c) if f.init} for g, c in groups.items()}
     valid = set().union(*names.values())
+    # LLaMA-Factory keys that mean nothing to us, unless one of our configs has a field of that name
+    mapping = {k: v for k, v in mapping.items() if k in valid or k not in IGNORED}
     for key in mapping:
         if key not in valid:
             near = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
@@ -110,19 +67,18 @@ def parse(
         g: {k: _coerce(c, k, v, at(k)) for k, v in mapping.items() if k in names[g]}
         for g, c in groups.items()
     }
-    model, data = ModelArgs(**parts["model"]), DataArgs(**parts["data"])
-    for obj, key in ((model, "model_name_or_path"), (data, "train_file")):
-        if not getattr(obj, key):
+    for group, key in (("model", "model_name_or_path"), ("data", "train_file"), ("train", "output_dir")):
+        if parts[group].get(key) is None:
             raise ConfigError(f"{source}: missing {key!r}")
-    if model.finetuning_type not in ("full", "lora"):
-        raise ConfigError(
-            f"{at('finetuning_type')}: finetuning_type must be full or lora, not {model.finetuning_type!r}"
-        )
-    if parts["train"].get("output_dir") is None:
-        raise ConfigError(f"{source}: missing 'output_dir'")
-    train_kwargs = {**cls.defaults_for(has_eval=bool(data.eval_file or data.val_size)), **parts["train"]}
+    train_kwargs = {
+        **cls.defaults_for(has_eval=bool(parts["data"].get("eval_file") or parts["data"].get("val_size"))),
+        **parts["train"],
+    }
     try:
+        model, data = ModelArgs(**parts["model"]), DataArgs(**parts["data"])
         train = cls(**train_kwargs)
+    except ConfigError as e:  # our checks (args.py): they name the key, we add where it was given
+        raise ConfigError(f"{at(e.key)}: {e}") from None
     except (ValueError, TypeError) as e:  # TrainingArguments' own checks (e.g. strategies that don't match)
         raise ConfigError(f"{source}: {e}") from None
     raw = {"task": task, **mapping}
@@ -132,18 +88,153 @@ def parse(
     return TrainJob(task=task, model=model, data=data, train=train, raw=raw)
 
 
+def _through_aliases(locations: dict[str, str]) -> dict[str, str]:
+    """Where our key was given when the user wrote an alias of it (`cutoff_len: -5` -> max_length)."""
+    out = dict(locations)
+    for alias, target in ALIASES.items():
+        if target and alias in locations:
+            out.setdefault(target, locations[alias])
+    return out
+
+
 def _coerce(cls, key: str, value: Any, where: str) -> Any:
-    """YAML 1.1 reads `5e-5` (no dot) as a string: turn strings into the number or bool the field wants."""
-    if not isinstance(value, str):
+    """YAML 1.1 reads `5e-5` (no dot) as a string: turn strings into the number or bool the field wants.
+
+    Only where the field takes no string; the type itself is checked by the config object (args.py)."""
+    hint = type_hints(cls).get(key)
+    if not isinstance(value, str) or hint is None or matches(value, hint):
         return value
-    hint = str(typing.get_type_hints(cls).get(key, ""))
-    try:
-        if hint in ("<class 'float'>", "float | None"):
-            return float(value)
-        if hint in ("<class 'int'>", "int | None"):
-            return int(value)
-    except ValueError:
-        raise ConfigError(f"{where}: {key} must be a number, not {value!r}") from None
-    if hint in ("<class 'bool'>", "bool | None") and value.lower() in ("true", "false", "yes", "no"):
+    if matches(0.5, hint) or matches(0, hint):
+        try:
+            return float(value) if matches(0.5, hint) else int(value)
+        except ValueError:
+            raise ConfigError(f"{where}: {key} must be a number, not {value!r}") from None
+    if matches(True, hint) and value.lower() in ("true", "false", "yes", "no"):
         return value.lower() in ("true", "yes")
     return value
+
+
+# --- what `mg-train --help` shows -------------------------------------------------------------------
+
+
+@dataclass
+class FieldHelp:
+    name: str
+    type: str
+    default: str  # as YAML writes it; "required" when there is none
+    help: str
+    aliases: list[str]
+
+
+# TrainingArguments every run sets or thinks about, shown without --all (besides the ones we check or
+# give a default of our own).
+TRAINING_SHOWN = (
+    "output_dir",
+    "num_train_epochs",
+    "max_steps",
+    "resume_from_checkpoint",
+    "seed",
+    "bf16",
+    "fp16",
+)
+REQUIRED = {"model_name_or_path", "train_file", "output_dir"}
+
+
+def help_groups(task: str | None = None, *, everything: bool = False) -> list[tuple[str, list[FieldHelp]]]:
+    """(title, fields) for --help: model and data fields, the training fields mg-train sets a default for or
+    checks, the task's own fields when `task` is given, and with `everything` all other TrainingArguments."""
+    base = PoolingConfig if task is None else config_class(task)
+    shared = {f.name for f in dataclasses.fields(PoolingConfig) if f.init}
+    ours = _our_training_defaults()
+    shown_names = [
+        n for n in sorted(shared) if n in ours or n in LIMITS or n in TRAINING_SHOWN or n in _eval_defaults()
+    ]
+    groups = [
+        ("model", _fields(ModelArgs, [f.name for f in dataclasses.fields(ModelArgs)])),
+        ("data", _fields(DataArgs, [f.name for f in dataclasses.fields(DataArgs)])),
+        (
+            "training (transformers TrainingArguments that mg-train sets or checks)",
+            _fields(base, shown_names),
+        ),
+    ]
+    if task is not None:
+        own = [f.name for f in dataclasses.fields(base) if f.init and f.name not in shared]
+        groups.append((f"{task} task", _fields(base, own)))
+    if everything:
+        rest = [n for n in sorted(shared) if n not in shown_names]
+        groups.append(("all other TrainingArguments", _fields(base, rest)))
+    return groups
+
+
+def _fields(cls, names: list[str]) -> list[FieldHelp]:
+    hints = type_hints(cls)
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    aliases: dict[str, list[str]] = {}
+    for alias, target in ALIASES.items():
+        if target:
+            aliases.setdefault(target, []).append(alias)
+    evals = _eval_defaults(cls) if issubclass(cls, PoolingConfig) else {}
+    out = []
+    for name in names:
+        f = by_name[name]
+        help_text = " ".join(str(f.metadata.get("help", "")).split())
+        out.append(
+            FieldHelp(
+                name=name,
+                type=type_name(hints[name]),
+                default=evals.get(name) or _default(f),
+                help=help_text,
+                aliases=aliases.get(name, []),
+            )
+        )
+    return out
+
+
+def _default(f: dataclasses.Field) -> str:
+    if f.name in REQUIRED:
+        return "required"
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return "required"
+    return (
+        str(value.value)
+        if hasattr(value, "value") and not isinstance(value, int | float | str)
+        else _yaml(value)
+    )
+
+
+def _yaml(value: Any) -> str:
+    return value if isinstance(value, str) else shown(value)
+
+
+def _our_training_defaults() -> set[str]:
+    """PoolingConfig fields whose default is not TrainingArguments' own."""
+    theirs = {f.name: f for f in dataclasses.fields(TrainingArguments)}
+    return {
+        f.name
+        for f in dataclasses.fields(PoolingConfig)
+        if f.init and (f.name not in theirs or _default(f) != _default(theirs[f.name]))
+    }
+
+
+def _eval_defaults(cls: type[PoolingConfig] = PoolingConfig) -> dict[str, str]:
+    """Defaults that depend on whether there is eval data (PoolingConfig.defaults_for)."""
+    without, with_eval = cls.defaults_for(has_eval=False), cls.defaults_for(has_eval=True)
+    return {
+        key: f"{_yaml(without[key]) if key in without else 'HF default'} "
+        f"({_yaml(with_eval[key])} with eval data)"
+        for key in with_eval
+    }
+
+
+def task_summaries() -> list[tuple[str, str]]:
+    """(task, the first line of its module's docstring) for every task mg-train trains."""
+    out: list[tuple[str, str]] = []
+    for task in POOLING_TASKS:
+        doc = (get(task).__doc__ or "").strip()
+        line = doc.split("\n\n")[0].replace("\n", " ")
+        out.append((task, line.split(": ", 1)[1] if line.startswith(task) and ": " in line else line))
+    return out

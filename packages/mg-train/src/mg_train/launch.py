@@ -31,7 +31,7 @@ def distributed_args(args):
         # A copy re-runs __post_init__, so accelerate's state is set up again, now as a gloo MULTI_CPU run.
         return dataclasses.replace(args, use_cpu=True, ddp_backend=args.ddp_backend or "gloo")
     if args.use_cpu:
-        from mg_train.config import ConfigError
+        from mg_train.errors import ConfigError
 
         raise ConfigError(
             "use_cpu turns DeepSpeed off in the HF Trainer; leave use_cpu out (without CUDA mg-train runs "

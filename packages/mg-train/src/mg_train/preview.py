@@ -27,10 +27,11 @@ def _texts(batch: dict, tokenizer) -> list[str]:
     groups = [batch[k] for k in ("query", "positive", "negative") if k in batch] or [batch]
     out = []
     for group in groups:
-        ids: torch.Tensor = group["input_ids"]
-        mask = group["attention_mask"]
-        for row, m in zip(ids, mask, strict=True):
-            out.append(tokenizer.decode(row[m.bool()], skip_special_tokens=False))
+        # embed encodes each column in chunks of similar length (mg_heads.length_groups)
+        for encoding in group.get("chunks", [group]):
+            ids: torch.Tensor = encoding["input_ids"]
+            for row, m in zip(ids, encoding["attention_mask"], strict=True):
+                out.append(tokenizer.decode(row[m.bool()], skip_special_tokens=False))
     return out
 
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 from pathlib import Path
 
 from mg_data import iter_examples
 from mg_train.config import ConfigError, TrainJob
-from mg_train.resume import resolve_resume
+from mg_train.resume import requested, resolve_resume
 
-DATA_TASK = {"classify": "classify", "rm": "rm", "embed": "embed", "rerank": "rerank", "score": "score"}
+# What a run leaves in output_dir besides its checkpoint-N folders (the mg-eval run log, the exported model).
+RUN_FILES = ("model", "metrics.jsonl", "samples.jsonl", "train_summary.json", "tb")
 
 
 class ListDataset:
@@ -30,8 +32,8 @@ class ListDataset:
 
 def load_data(job: TrainJob) -> tuple[list[dict], list[dict]]:
     """Every row of every file is checked (mg-data) before anything heavy happens."""
-    train = list(iter_examples(job.data.train_file, DATA_TASK[job.task]))
-    eval_ = list(iter_examples(job.data.eval_file, DATA_TASK[job.task])) if job.data.eval_file else []
+    train = list(iter_examples(job.data.train_file, job.task))
+    eval_ = list(iter_examples(job.data.eval_file, job.task)) if job.data.eval_file else []
     if not train:
         raise ConfigError(f"{job.data.train_file}: no training examples")
     if not eval_ and job.data.val_size:
@@ -47,18 +49,29 @@ def load_data(job: TrainJob) -> tuple[list[dict], list[dict]]:
 
 
 def train(job: TrainJob, *, log=print) -> dict:
+    import torch
     import transformers
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, TrainerCallback
 
     from mg_eval.runlog import RunLogger, write_json_atomic
     from mg_heads.tokenize import ensure_pad_token
+    from mg_train.console import quiet_model_loading, summary_lines
     from mg_train.launch import distributed_args
     from mg_train.preview import format_preview, preview_samples
     from mg_train.tasks import get
-    from mg_train.trainer import PoolingTrainer, RunLogCallback
+    from mg_train.trainer import (
+        DiskFull,
+        Interrupted,
+        PoolingTrainer,
+        RunLogCallback,
+        StopOnSignal,
+        disk_full,
+    )
 
     task = get(job.task)
     job.train = distributed_args(job.train)  # torchrun on a CPU-only machine: see launch.py
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    check_output_dir(job, log if is_main else None)
     train_examples, eval_examples = load_data(job)
     if job.train.eval_strategy != "no" and not eval_examples:
         raise ConfigError("eval_strategy is set but there is no eval data (eval_file or val_size)")
@@ -73,7 +86,6 @@ def train(job: TrainJob, *, log=print) -> dict:
     ensure_pad_token(tokenizer)  # decoders without a pad token pad with eos (mg-heads README: pad == eos)
     collate = task.collate(tokenizer, job, task_data)
 
-    is_main = int(os.environ.get("RANK", "0")) == 0
     samples = preview_samples(train_examples, collate, tokenizer, job.task, job.data.preview_samples)
     if is_main and samples:
         log(
@@ -82,13 +94,19 @@ def train(job: TrainJob, *, log=print) -> dict:
         )
 
     transformers.set_seed(job.train.seed)
-    model = build_model(job, task, task_data, tokenizer)
+    with quiet_model_loading(log if is_main else None):
+        model = build_model(job, task, task_data, tokenizer)
+    if not torch.accelerator.is_available():
+        job.train.dataloader_pin_memory = False  # nothing to pin for; torch warns for every DataLoader
 
     run_dir = Path(job.train.output_dir)
     logger = RunLogger(run_dir, config=job.raw) if is_main else None
     if logger and not resume:
         logger.log_samples(samples, split="train", step=0)
-    callbacks = [RunLogCallback(logger)] if logger else []
+    callbacks: list[TrainerCallback] = [RunLogCallback(logger)] if logger else []
+    stop = StopOnSignal(log)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 and stop.install():
+        callbacks.append(stop)
     trainer = PoolingTrainer(
         model=model,
         args=job.train,
@@ -102,14 +120,31 @@ def train(job: TrainJob, *, log=print) -> dict:
         task_data=task_data,
         eval_examples=eval_examples,
     )
-    outcome = trainer.train(resume_from_checkpoint=resume)
-    final = trainer.evaluate() if eval_examples else {}
+    try:
+        with quiet_model_loading(None):  # load_best_model_at_end reloads a checkpoint
+            outcome = trainer.train(resume_from_checkpoint=resume)
+    except BaseException:
+        close_progress_bar(trainer)  # so that the error is printed on a line of its own
+        if logger:
+            logger.close()
+        raise
+    finally:
+        stop.restore()
+    if stop.received and trainer.state.global_step < trainer.state.max_steps:
+        if logger:
+            logger.close()
+        checkpoint = run_dir / f"checkpoint-{trainer.state.global_step}"
+        raise Interrupted(stop.received, trainer.state.global_step, str(checkpoint))
+    final, final_step = final_evaluation(trainer, job, logger, outcome) if eval_examples else ({}, None)
+    if logger:  # run-level values: a table in the report, not one-point curves
+        logger.log_summary(outcome.global_step, {k: v for k, v in outcome.metrics.items() if k != "epoch"})
 
     summary = {
         "task": job.task,
         "train_loss": outcome.training_loss,
         "global_step": outcome.global_step,
         "best_checkpoint": trainer.state.best_model_checkpoint,
+        "final_step": final_step,  # the step of the checkpoint the eval_* values (and the export) come from
         **final,
     }
     export_dir = run_dir / "model"
@@ -124,44 +159,132 @@ def train(job: TrainJob, *, log=print) -> dict:
             "steps": outcome.global_step,
             "best_checkpoint": trainer.state.best_model_checkpoint,
         }
-        task.export(model_to_export, tokenizer, export_dir, job, task_data, training)
-        summary["model_dir"] = str(export_dir)
+        try:
+            exported = task.export(model_to_export, tokenizer, export_dir, job, task_data, training)
+        except Exception as e:
+            if not disk_full(e, run_dir):
+                raise
+            raise DiskFull(
+                f"disk full while exporting the model to {export_dir}: free space (or set save_total_limit), "
+                "then run again with --resume to export it"
+            ) from None
+        summary["model_dir"] = str(exported.path)
         write_json_atomic(run_dir / "train_summary.json", summary)
-        log(f"model: {export_dir}")
-        serve = json.loads((export_dir / "mg_export.json").read_text(encoding="utf-8")).get("vllm_serve")
-        if serve:
-            log(f"serve it: {serve if isinstance(serve, str) else next(iter(serve.values()))}")
+        runtime = outcome.metrics.get("train_runtime")
+        best_loaded = bool(job.train.load_best_model_at_end and trainer.state.best_model_checkpoint)
+        for line in summary_lines(summary, runtime, exported.serve_command, best_loaded=best_loaded):
+            log(line)
     if logger:
         logger.close()
     return summary
 
 
+def close_progress_bar(trainer) -> None:
+    """The HF Trainer closes its bar at the end of training only, not when training raises."""
+    from transformers.trainer_callback import ProgressCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
+            callback.training_bar.close()
+            callback.training_bar = None
+
+
+def check_output_dir(job: TrainJob, log) -> None:
+    """A fresh run into a folder that holds a previous one would replace its model and append to its run log:
+    refuse, unless the run resumes it or overwrite_output_dir asks to start over (then the old run is
+    removed first, so the new log starts clean). `log` is None on processes other than the first."""
+    run_dir = Path(job.train.output_dir)
+    found = previous_run(run_dir)
+    if not found or requested(job.train.resume_from_checkpoint):
+        return
+    listed = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+    if not job.train.overwrite_output_dir:
+        raise ConfigError(
+            f"output_dir: {run_dir} holds a previous run ({listed}); continue it with --resume "
+            "(resume_from_checkpoint: auto) or start over with overwrite_output_dir: true"
+        )
+    if log is None:
+        return  # the first process removes it
+    for name in [*found, "config.json"]:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    log(f"overwrite_output_dir: removed the previous run in {run_dir} ({listed})")
+
+
+def previous_run(run_dir: Path) -> list[str]:
+    """The names in `run_dir` that a previous run left there."""
+    if not run_dir.is_dir():
+        return []
+    checkpoints = sorted(p.name for p in run_dir.glob("checkpoint-*") if p.is_dir())
+    return [name for name in RUN_FILES if (run_dir / name).exists()] + checkpoints
+
+
+def final_evaluation(trainer, job: TrainJob, logger, outcome) -> tuple[dict, int]:
+    """Evaluate the model that is exported (the best checkpoint when load_best_model_at_end loaded it) and log
+    it to the run log as the final evaluation at that checkpoint's step, not as one more point of the eval
+    curve at the last step. Returns the metrics (eval_*), as the summary and console show them, and the step."""
+    from mg_train.trainer import RunLogCallback
+
+    best = trainer.state.best_model_checkpoint
+    step = outcome.global_step
+    if job.train.load_best_model_at_end and best:
+        step = int(Path(best).name.removeprefix("checkpoint-"))
+    trainer.remove_callback(RunLogCallback)  # its eval records would extend the curve
+    final = trainer.evaluate()
+    if logger:
+        logger.log_final(step, {k.removeprefix("eval_"): v for k, v in final.items() if k != "epoch"})
+    return final, step
+
+
 def complete_checkpoint(checkpoint: str | None, log=print) -> str | None:
-    """`checkpoint`, or the newest complete checkpoint beside it when it is incomplete.
+    """`checkpoint`, or the newest readable checkpoint beside it when it is not readable.
 
     The HF Trainer writes trainer_state.json last into checkpoint-N, so a run killed (kill -9) while saving
-    leaves a checkpoint-N without it, and resuming from the newest folder would fail."""
-
-    def complete(folder: Path) -> bool:
-        try:
-            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
-            return True
-        except (OSError, ValueError):
-            return False
-
-    if checkpoint is None or complete(Path(checkpoint)):
+    leaves a checkpoint-N without it; a full disk or a crash of the filesystem leaves truncated weight or
+    optimizer files. Resuming from either would fail (or load garbage), so the previous one is used."""
+    if checkpoint is None:
+        return None
+    problem = checkpoint_problem(Path(checkpoint))
+    if problem is None:
         return checkpoint
     steps = {
         int(p.name.removeprefix("checkpoint-")): p
         for p in Path(checkpoint).parent.glob("checkpoint-*")
-        if p.name.removeprefix("checkpoint-").isdigit() and complete(p)
+        if p.name.removeprefix("checkpoint-").isdigit() and checkpoint_problem(p) is None
     }
     found = str(steps[max(steps)]) if steps else None
     if int(os.environ.get("RANK", "0")) == 0:
-        log(
-            f"resume: {checkpoint} is incomplete (killed while saving?); resuming from {found or 'the start'}"
-        )
+        log(f"resume: {checkpoint} {problem}; resuming from {found or 'the start'}")
     return found
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be resumed from, or None. Reads every weight file's header and every torch file's
+    zip directory (a truncated file has neither), not the tensors: cheap even for large checkpoints."""
+    import zipfile
+
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "is incomplete (killed while saving?)"
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt") as f:
+                f.keys()
+        except (OSError, SafetensorError) as e:
+            return f"has unreadable weights ({path.name}: {e})"
+    for path in sorted([*folder.glob("*.pt"), *folder.glob("*.pth"), *folder.glob("*.bin")]):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.infolist()
+        except (OSError, zipfile.BadZipFile) as e:
+            return f"has an unreadable {path.name} ({e})"
+    return None
 
 
 def build_model(job: TrainJob, task, task_data, tokenizer):

@@ -1,11 +1,13 @@
-"""What every pooling task shares: the Config base, tokenization, and the in-training eval backend."""
+"""What every pooling task shares: the Config base and tokenization. Evaluation during training goes through
+mg-eval's LocalModel (each task module's `backend`), the same code as `mg-eval run --model`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from transformers import TrainingArguments
+
+from mg_eval.backends.local import render  # noqa: F401  one chat rendering for collators and evaluation
 
 
 @dataclass
@@ -21,10 +23,34 @@ class PoolingConfig(TrainingArguments):
         default="none", metadata={"help": "Extra HF reporters (the run log is always on)."}
     )
     logging_steps: float = field(default=10, metadata={"help": "Log train loss every N steps."})
-    save_total_limit: int | None = field(default=3, metadata={"help": "Keep this many checkpoints."})
+    # A checkpoint holds the optimizer state too (about 3x the model with AdamW): keeping every one filled
+    # 600-870 MB on a toy run. The HF Trainer never deletes the newest (to resume) or the best one.
+    save_total_limit: int | None = field(
+        default=2,
+        metadata={
+            "help": "Keep this many checkpoint-N folders (each holds the optimizer state, about 3x the "
+            "model); the newest and, with load_best_model_at_end, the best are always kept. null keeps all."
+        },
+    )
+    # transformers 5 dropped it from TrainingArguments; mg-train refuses to train over a previous run without it.
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start over in an output_dir that holds a previous run: its checkpoints, model and run "
+            "log are removed first (without it such a run is refused; --resume continues it instead)."
+        },
+    )
 
     metric_default = "loss"  # task modules override: the metric best-checkpoint selection uses by default
     greater_default = False
+
+    def __post_init__(self):
+        # Our checks first (types, ranges, epochs/steps: mg_train.args), so a wrong value is one line naming
+        # the key, before TrainingArguments converts the values or trips over them.
+        from mg_train.args import check_training_args
+
+        check_training_args(self)
+        super().__post_init__()
 
     @classmethod
     def defaults_for(cls, *, has_eval: bool) -> dict:
@@ -39,10 +65,6 @@ class PoolingConfig(TrainingArguments):
         }
 
 
-def device_of(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 def tokenize(tokenizer, texts, pairs=None, *, max_length: int, seq_cls: bool = False):
     """mg-heads' encoding: pad to the longest, truncate, never append eos on decoders (see the pad == eos
     rule in the mg-heads README); `seq_cls` also rejects rows whose last real token is the pad token."""
@@ -55,79 +77,3 @@ def tokenize(tokenizer, texts, pairs=None, *, max_length: int, seq_cls: bool = F
         max_length=max_length,
         seq_cls=seq_cls,
     )
-
-
-def render(tokenizer, item) -> str:
-    """A message list through the model's chat template (plain text if it has none); text as is."""
-    if isinstance(item, str):
-        return item
-    if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(item, tokenize=False)
-    return "\n".join(m["content"] for m in item)
-
-
-class ModelBackend:
-    """mg-eval's backend interface over the model being trained, so eval during training and
-    `mg-eval run` compute metrics with the same code."""
-
-    def __init__(
-        self,
-        model,
-        tokenizer,
-        *,
-        max_length: int,
-        batch_size: int = 32,
-        id2label=None,
-        problem_type=None,
-        seq_cls: bool = False,
-    ):
-        self.model, self.tokenizer, self.seq_cls = model, tokenizer, seq_cls
-        self.max_length, self.batch_size = max_length, batch_size
-        self.id2label, self.problem_type = id2label, problem_type
-
-    @torch.no_grad()
-    def _forward(self, texts, pairs=None) -> torch.Tensor:
-        was_training = self.model.training
-        self.model.eval()
-        out = []
-        try:
-            for i in range(0, len(texts), self.batch_size):
-                enc = tokenize(
-                    self.tokenizer,
-                    texts[i : i + self.batch_size],
-                    None if pairs is None else pairs[i : i + self.batch_size],
-                    max_length=self.max_length,
-                    seq_cls=self.seq_cls,
-                )
-                result = self.model(**enc.to(device_of(self.model)))
-                out.append((result.logits if hasattr(result, "logits") else result).float().cpu())
-        finally:
-            self.model.train(was_training)
-        return torch.cat(out)
-
-    def classify(self, inputs):
-        texts = [x[0] if isinstance(x, tuple) else render(self.tokenizer, x) for x in inputs]
-        pairs = [x[1] for x in inputs] if inputs and isinstance(inputs[0], tuple) else None
-        logits = self._forward(texts, pairs)
-        if self.problem_type == "regression":
-            probs = logits
-        elif self.problem_type == "multi_label_classification":
-            probs = torch.sigmoid(logits)
-        else:
-            probs = torch.softmax(logits, -1)
-        names = self.id2label or {}
-        return [
-            {"label": names.get(int(p.argmax()), str(int(p.argmax()))), "probs": p.tolist()} for p in probs
-        ]
-
-    def reward(self, inputs):
-        return self._forward([render(self.tokenizer, x) for x in inputs])[:, 0].tolist()
-
-    def rerank(self, query, documents):
-        return self._forward([query] * len(documents), documents)[:, 0].tolist()
-
-    def score(self, text_1, text_2):
-        return self._forward(list(text_1), list(text_2))[:, 0].tolist()
-
-    def embed(self, texts):
-        return self._forward(list(texts)).tolist()  # EmbeddingModel returns pooled (normalized) vectors

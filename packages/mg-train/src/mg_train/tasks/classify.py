@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mg_train.config import ConfigError
-from mg_train.tasks.base import ModelBackend, PoolingConfig, tokenize
+from mg_eval.backends.local import LocalModel
+from mg_train.args import fraction, one_of
+from mg_train.errors import ConfigError
+from mg_train.tasks.base import PoolingConfig, tokenize
 
 PROBLEM_TYPES = {
     "single_label": "single_label_classification",
@@ -32,6 +34,7 @@ class Config(PoolingConfig):
 
     metric_default = "f1_macro"
     greater_default = True
+    limits = {"problem_type": one_of("auto", *PROBLEM_TYPES), "label_smoothing": fraction()}
 
 
 @dataclass
@@ -141,13 +144,11 @@ def loss(model, batch, config):
 
 
 def backend(model, tokenizer, job, data: TaskData):
-    return ModelBackend(
+    return LocalModel(
         model,
         tokenizer,
+        batch_size=job.train.per_device_eval_batch_size,
         max_length=job.model.max_length,
-        id2label=data.id2label,
-        problem_type=data.problem_type,
-        seq_cls=True,
     )
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mg_train.config import ConfigError
-from mg_train.tasks.base import ModelBackend, PoolingConfig, tokenize
+from mg_eval.backends.local import LocalModel
+from mg_train.args import at_least, each, positive
+from mg_train.errors import ConfigError
+from mg_train.tasks.base import PoolingConfig
 
 
 @dataclass
@@ -30,6 +32,11 @@ class Config(PoolingConfig):
 
     metric_default = "ndcg@10"
     greater_default = True
+    limits = {
+        "temperature": positive(),
+        "num_hard_negatives": at_least(0),
+        "matryoshka_dims": each(positive()),
+    }
 
 
 @dataclass
@@ -61,6 +68,8 @@ def build_model(job, data: TaskData, tokenizer):
 
 
 def collate(tokenizer, job, data: TaskData):
+    from mg_heads.length_groups import encode_length_groups
+
     n_neg = job.train.num_hard_negatives
 
     def batch(examples):
@@ -70,24 +79,27 @@ def collate(tokenizer, job, data: TaskData):
             negatives = [ex["negatives"][i % len(ex["negatives"])] for ex in examples for i in range(n_neg)]
         else:  # up to n_neg per row; a row without any still has the in-batch negatives
             negatives = [neg for ex in examples for neg in ex["negatives"][:n_neg]]
+        # Each column is encoded in chunks of similar length (mg_heads.length_groups): the batch, and so
+        # its in-batch negatives, stays the same, but little compute goes to padding.
         out = {
-            "query": dict(tokenize(tokenizer, queries, max_length=job.model.max_length)),
-            "positive": dict(tokenize(tokenizer, positives, max_length=job.model.max_length)),
+            "query": encode_length_groups(tokenizer, queries, max_length=job.model.max_length),
+            "positive": encode_length_groups(tokenizer, positives, max_length=job.model.max_length),
         }
         if negatives:
-            out["negative"] = dict(tokenize(tokenizer, negatives, max_length=job.model.max_length))
+            out["negative"] = encode_length_groups(tokenizer, negatives, max_length=job.model.max_length)
         return out
 
     return batch
 
 
 def loss(model, batch, config):
+    from mg_heads.length_groups import encode_groups
     from mg_heads.losses.info_nce import info_nce
     from mg_heads.losses.matryoshka import matryoshka
 
-    q = model(**batch["query"])
-    p = model(**batch["positive"])
-    n = model(**batch["negative"]) if "negative" in batch else None
+    q = encode_groups(model, batch["query"])
+    p = encode_groups(model, batch["positive"])
+    n = encode_groups(model, batch["negative"]) if "negative" in batch else None
 
     def objective(q, p, n):
         return info_nce(
@@ -100,7 +112,12 @@ def loss(model, batch, config):
 
 
 def backend(model, tokenizer, job, data):
-    return ModelBackend(model, tokenizer, max_length=job.model.max_length)
+    return LocalModel(
+        model,
+        tokenizer,
+        batch_size=job.train.per_device_eval_batch_size,
+        max_length=job.model.max_length,
+    )
 
 
 def export(model, tokenizer, out_dir, job, data: TaskData, training: dict):

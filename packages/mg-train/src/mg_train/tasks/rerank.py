@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mg_train.config import ConfigError
-from mg_train.tasks.base import ModelBackend, PoolingConfig, tokenize
+from mg_eval.backends.local import LocalModel
+from mg_train.args import at_least, one_of
+from mg_train.errors import ConfigError
+from mg_train.tasks.base import PoolingConfig, tokenize
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Config(PoolingConfig):
 
     metric_default = "ndcg@10"
     greater_default = True
+    limits = {"group_size": at_least(2), "rerank_loss": one_of("listwise", "pointwise")}
 
 
 @dataclass
@@ -80,7 +83,12 @@ def loss(model, batch, config):
 
 
 def backend(model, tokenizer, job, data):
-    return ModelBackend(model, tokenizer, max_length=job.model.max_length, seq_cls=True)
+    return LocalModel(
+        model,
+        tokenizer,
+        batch_size=job.train.per_device_eval_batch_size,
+        max_length=job.model.max_length,
+    )
 
 
 def export(model, tokenizer, out_dir, job, data, training: dict):

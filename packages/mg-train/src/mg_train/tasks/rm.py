@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mg_train.tasks.base import ModelBackend, PoolingConfig, render, tokenize
+from mg_eval.backends.local import LocalModel
+from mg_train.tasks.base import PoolingConfig, render, tokenize
 
 
 @dataclass
@@ -60,7 +61,12 @@ def loss(model, batch, config):
 
 
 def backend(model, tokenizer, job, data):
-    return ModelBackend(model, tokenizer, max_length=job.model.max_length, seq_cls=True)
+    return LocalModel(
+        model,
+        tokenizer,
+        batch_size=job.train.per_device_eval_batch_size,
+        max_length=job.model.max_length,
+    )
 
 
 def export(model, tokenizer, out_dir, job, data, training: dict):

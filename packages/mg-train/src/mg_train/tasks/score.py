@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mg_train.config import ConfigError
-from mg_train.tasks.base import ModelBackend, PoolingConfig, tokenize
+from mg_eval.backends.local import LocalModel
+from mg_train.args import one_of
+from mg_train.errors import ConfigError
+from mg_train.tasks.base import PoolingConfig, tokenize
 
 
 @dataclass
@@ -17,6 +19,7 @@ class Config(PoolingConfig):
 
     metric_default = "spearman"
     greater_default = True
+    limits = {"score_loss": one_of("cosent", "mse")}
 
 
 @dataclass
@@ -63,7 +66,12 @@ def loss(model, batch, config):
 
 
 def backend(model, tokenizer, job, data):
-    return ModelBackend(model, tokenizer, max_length=job.model.max_length, seq_cls=True)
+    return LocalModel(
+        model,
+        tokenizer,
+        batch_size=job.train.per_device_eval_batch_size,
+        max_length=job.model.max_length,
+    )
 
 
 def export(model, tokenizer, out_dir, job, data, training: dict):

@@ -1,0 +1,289 @@
+"""ModelArgs, DataArgs and TrainJob, and the value checks they share with the task Configs (tasks/base.py).
+
+Every value is checked where its config object is built (`__post_init__`), so a wrong value stops the run
+before any data is read: its type against the field's type hint (a bool is not a number, a string is not a
+list, `[8]` is not an integer) and its range (`LIMITS` here, a task Config's own `limits`). A check names
+the key (`ConfigError.key`); `config.parse` adds where the key was given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import json
+import os
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mg_heads.pooling import POOLING_MODES
+from mg_train.errors import ConfigError
+
+# Values a YAML file or a flag can hold. Anything else was built by code (an enum TrainingArguments made
+# of a string, its AcceleratorConfig made of a dict) and is trusted.
+YAML_TYPES = (bool, int, float, str, list, tuple, dict, type(None))
+
+
+@dataclass(frozen=True)
+class Limit:
+    test: Callable[[Any], bool]
+    says: str  # completes "<key> must be ..."
+
+
+def positive() -> Limit:
+    return Limit(lambda v: v > 0, "> 0")
+
+
+def at_least(low: int) -> Limit:
+    return Limit(lambda v: v >= low, f">= {low}")
+
+
+def fraction() -> Limit:
+    return Limit(lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+def one_of(*choices: str) -> Limit:
+    return Limit(lambda v: v in choices, "one of " + ", ".join(choices))
+
+
+def each(limit: Limit) -> Limit:
+    return Limit(lambda v: all(limit.test(x) for x in v), f"a list of values {limit.says}")
+
+
+# Ranges of the keys every task has (ModelArgs, DataArgs, the TrainingArguments that matter); a task
+# Config adds its own in a `limits` class attribute. None (unset) is never checked against a range.
+LIMITS: dict[str, Limit] = {
+    "finetuning_type": one_of("full", "lora"),
+    "lora_r": positive(),
+    "lora_alpha": positive(),
+    "lora_dropout": fraction(),
+    "pooling": one_of(*POOLING_MODES),
+    "max_length": positive(),
+    "val_size": fraction(),
+    "preview_samples": at_least(0),
+    "per_device_train_batch_size": positive(),
+    "per_device_eval_batch_size": positive(),
+    "gradient_accumulation_steps": positive(),
+    "learning_rate": positive(),
+    "weight_decay": at_least(0),
+    "warmup_ratio": Limit(lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "warmup_steps": at_least(0),
+    "max_grad_norm": at_least(0),
+    "logging_steps": positive(),
+    "eval_steps": positive(),
+    "save_steps": positive(),
+    "dataloader_num_workers": at_least(0),
+}
+
+
+@dataclass
+class ModelArgs:
+    model_name_or_path: str = field(metadata={"help": "HF model folder (or a name in the HF cache)."})
+    finetuning_type: str = field(default="full", metadata={"help": "full or lora."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] | str | None = field(
+        default=None,
+        metadata={"help": "Modules to adapt (names or 'all'); default: every linear layer but the head."},
+    )
+    pooling: str | None = field(
+        default=None, metadata={"help": "embed: cls, mean or last (default by backbone)."}
+    )
+    normalize: bool = field(default=True, metadata={"help": "embed: L2-normalize embeddings."})
+    max_length: int = field(default=512, metadata={"help": "Truncate inputs to this many tokens."})
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={
+            "help": "Only false: mg-train never runs model code from a model folder (true is refused)."
+        },
+    )
+
+    def __post_init__(self):
+        check_fields(self, LIMITS)
+        if self.trust_remote_code:
+            # Honouring it would also need the custom code copied into the export and `vllm serve
+            # --trust-remote-code`; every model mg-train trains has its code in transformers.
+            raise ConfigError(
+                "trust_remote_code: true is not supported: mg-train runs only model code that transformers "
+                "ships; remove the key",
+                key="trust_remote_code",
+            )
+        check_model_folder(self.model_name_or_path)
+
+
+@dataclass
+class DataArgs:
+    train_file: str = field(metadata={"help": "Training data: any file and layout mg-data reads."})
+    eval_file: str | None = field(
+        default=None, metadata={"help": "Held-out data for evaluation during training."}
+    )
+    val_size: float = field(
+        default=0.0, metadata={"help": "Without eval_file: hold out this fraction of train."}
+    )
+    preview_samples: int = field(
+        default=3, metadata={"help": "Samples printed (as the model sees them) before step 1."}
+    )
+
+    def __post_init__(self):
+        check_fields(self, LIMITS)
+
+
+@dataclass
+class TrainJob:
+    task: str
+    model: ModelArgs
+    data: DataArgs
+    train: Any  # the task's Config (a transformers.TrainingArguments subclass)
+    raw: dict  # the resolved mapping, written to the run log
+
+
+def check_model_folder(path: str | None) -> None:
+    """A folder given as the model must hold one: HF would otherwise fail deep inside loading, after the
+    data was read. A name that is not a folder here is left to the HF cache/hub."""
+    if not path or not os.path.exists(path):
+        return
+    if not os.path.isdir(path):
+        raise ConfigError(
+            f"model_name_or_path {path} is a file, not a model folder", key="model_name_or_path"
+        )
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise ConfigError(
+            f"model_name_or_path {path} holds no model (no config.json)", key="model_name_or_path"
+        )
+
+
+def check_training_args(args) -> None:
+    """The checks of a task Config (a TrainingArguments subclass), before TrainingArguments' own."""
+    check_fields(args, {**LIMITS, **getattr(type(args), "limits", {})})
+    if args.max_steps is not None and args.max_steps != -1 and args.max_steps <= 0:
+        raise ConfigError(
+            f"max_steps must be > 0 (or -1: train num_train_epochs), not {shown(args.max_steps)}",
+            key="max_steps",
+        )
+    if (args.max_steps is None or args.max_steps <= 0) and args.num_train_epochs <= 0:
+        raise ConfigError(
+            f"num_train_epochs must be > 0 (or give max_steps), not {shown(args.num_train_epochs)}",
+            key="num_train_epochs",
+        )
+
+
+def check_fields(obj, limits: dict[str, Limit]) -> None:
+    """Each init field of the dataclass `obj`: its type (from the hint), then its range."""
+    hints = type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        if not f.init:
+            continue
+        value = getattr(obj, f.name)
+        if value is None and f.default is None:
+            continue  # unset
+        if not matches(value, hints[f.name]):
+            raise ConfigError(f"{f.name} must be {describe(hints[f.name])}, not {shown(value)}", key=f.name)
+        limit = limits.get(f.name)
+        if limit and value is not None and not limit.test(value):
+            raise ConfigError(f"{f.name} must be {limit.says}, not {shown(value)}", key=f.name)
+
+
+def type_hints(cls: type) -> dict[str, Any]:
+    return _type_hints(cls)
+
+
+@functools.cache
+def _type_hints(cls: Any) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def matches(value: Any, hint: Any) -> bool:
+    """Whether a config value fits a field's type hint (int is a float; bool is neither)."""
+    if not isinstance(value, YAML_TYPES):
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(matches(value, a) for a in args)
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if origin in (list, tuple, set):
+        return isinstance(value, list | tuple) and (not args or all(matches(v, args[0]) for v in value))
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return value in [m.value for m in hint]
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+NAMES = {bool: "bool", int: "int", float: "float", str: "str", dict: "mapping", type(None): "null"}
+ARTICLES = {
+    "bool": "true or false",
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "mapping": "a mapping",
+    "null": "null",
+}
+
+
+def type_name(hint: Any) -> str:
+    """A field's type as `mg-train --help` shows it: int, float | null, list[int], no | steps | epoch."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        names = [type_name(a) for a in args if not _is_enum(a)]
+        choices = [type_name(a) for a in args if _is_enum(a)]
+        # `IntervalStrategy | str`: the enum's values say more than "str"
+        if choices and "str" in names:
+            names.remove("str")
+        return " | ".join(dict.fromkeys(choices + names))
+    if origin is Literal:
+        return " | ".join(json.dumps(a) if not isinstance(a, str) else a for a in args)
+    if origin in (list, tuple, set):
+        return f"list[{type_name(args[0])}]" if args else "list"
+    if origin is dict:
+        return "mapping"
+    if _is_enum(hint):
+        return " | ".join(str(m.value) for m in hint)
+    if hint in NAMES:
+        return NAMES[hint]
+    return getattr(hint, "__name__", str(hint))
+
+
+def describe(hint: Any) -> str:
+    """The type in an error message: "an integer", "a list of int or null"."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if any(_is_enum(a) for a in args):  # `IntervalStrategy | str`: the enum's values say more
+            args = tuple(a for a in args if a is not str)
+        return " or ".join(dict.fromkeys(describe(a) for a in args))
+    if origin in (list, tuple, set):
+        return f"a list of {type_name(args[0])}" if args else "a list"
+    if origin is Literal or _is_enum(hint):
+        return f"one of {type_name(hint).replace(' | ', ', ')}"
+    name = type_name(hint)
+    return ARTICLES.get(name, name)
+
+
+def _is_enum(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, enum.Enum)
+
+
+def shown(value: Any) -> str:
+    """A value as the user wrote it in YAML: true, null, [8], 'fast'."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
