@@ -20,7 +20,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 # The backend env first, in a stage of its own: it takes minutes and gigabytes, and depends only on
-# mg-env (its committed locks) and mg-data, so editing other packages does not rebuild it. mg-env here
+# mg-env (its committed locks) and mg-fs, so editing other packages does not rebuild it. mg-env here
 # is a build tool, installed from those two folders; the image's own install is the uv.lock one below.
 FROM base AS backends
 COPY --from=uv /uv /uvx /usr/local/bin/
@@ -29,13 +29,13 @@ ENV UV_LINK_MODE=copy \
     UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     MG_ENV_HOME=/opt/mg-env
-COPY packages/mg-data /src/packages/mg-data
+COPY packages/mg-fs /src/packages/mg-fs
 COPY packages/mg-env /src/packages/mg-env
 # Venvs are not relocatable: the env is built under /opt/mg-env, the path the runtime stage copies it to.
 # A build host has no GPU: MG_ENV_CUDA=1 builds the CUDA `vllm` profile, not `vllm-cpu`.
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv venv /opt/mg-env-tool --python python3.12 \
-    && uv pip install --python /opt/mg-env-tool/bin/python /src/packages/mg-data /src/packages/mg-env \
+    && uv pip install --python /opt/mg-env-tool/bin/python /src/packages/mg-fs /src/packages/mg-env \
     && MG_ENV_CUDA=1 /opt/mg-env-tool/bin/mg-env build vllm
 
 FROM base AS build

@@ -1,7 +1,8 @@
 """Headless Chromium for tests: Debian's `chromium` package driven by the playwright Python package.
 
-Browsers cannot be downloaded here (`playwright install` fetches from a CDN), so the browser is the distro's,
-installed with apt on first use when missing. Nothing is skipped: no browser means a failed test that says why.
+Browsers cannot be downloaded here (`playwright install` fetches from a CDN), so the browser is the distro's.
+A test never installs it: `scripts/setup-test-machine` (part of the README's test command) does, once, before
+the tests run. Nothing is skipped: no browser means a failed test that says how to get one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ ARGS = [
 ]
 # A CJK font, so that Chinese text in pages renders as glyphs (the slim image has DejaVu only).
 CJK_FONT_PACKAGE = "fonts-wqy-microhei"
+SETUP = "bash scripts/setup-test-machine"
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -40,25 +42,13 @@ def has_cjk_font() -> bool:
 
 
 def ensure_chromium() -> str | None:
-    """Install chromium (and a CJK font) with apt when missing. Returns None when ready, else why not."""
-    packages = ([] if os.access(CHROMIUM, os.X_OK) else ["chromium"]) + (
-        [] if has_cjk_font() else [CJK_FONT_PACKAGE]
+    """None when Chromium and a CJK font are installed, else what is missing and the command that installs it."""
+    missing = ([] if os.access(CHROMIUM, os.X_OK) else [f"{CHROMIUM} (Debian package chromium)"]) + (
+        [] if has_cjk_font() else [f"a CJK font (Debian package {CJK_FONT_PACKAGE})"]
     )
-    if not packages:
+    if not missing:
         return None
-    if not shutil.which("apt-get"):
-        return f"{CHROMIUM} is missing and there is no apt-get to install {' '.join(packages)}"
-    if os.geteuid() != 0:
-        return f"{CHROMIUM} is missing; run as root (or: sudo apt-get install -y {' '.join(packages)})"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    steps = [["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", *packages]]
-    for cmd in steps:
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        if done.returncode != 0:
-            return f"`{' '.join(cmd)}` failed ({done.returncode}):\n{done.stderr[-2000:]}"
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"apt-get installed {' '.join(packages)} but {CHROMIUM} is still missing"
-    return None
+    return f"missing {' and '.join(missing)}; install them with `{SETUP}` (root or sudo)"
 
 
 @contextmanager

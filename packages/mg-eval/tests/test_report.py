@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -286,6 +287,7 @@ GLYPHS_DIFFER = """() => {
 }"""
 
 
+@pytest.mark.browser
 def test_report_in_headless_chromium(report, chromium):
     with browser.open_page(report.as_uri()) as (page, problems):
         charts = page.locator("figure.chart svg.plot")
@@ -309,3 +311,80 @@ def test_report_in_headless_chromium(report, chromium):
         page.screenshot(path=str(out), full_page=True)
         assert png_size(out)[1] > 1000
         assert problems == []
+
+
+# --- the final evaluation and the run summary ---------------------------------------------------------------
+
+
+def trained_run(path: Path, *, name: str, best_step: int, best_acc: float) -> Path:
+    """What mg-train logs: eval every 6 steps, the best checkpoint re-evaluated at the end, run values."""
+    with RunLogger(path, config={"run_name": name}, tensorboard=False) as log:
+        for step in range(1, 19):
+            log.log(step, {"loss": 2.0 / step, "learning_rate": 1e-3})
+            if step % 6 == 0:
+                acc = best_acc if step == best_step else best_acc - 0.2
+                log.log(step, {"accuracy": acc, "loss": 1.0 / step}, split="eval")
+        log.log_final(best_step, {"accuracy": best_acc, "loss": 1.0 / best_step})
+        log.log_summary(18, {"train_loss": 0.5, "train_runtime": 4.25, "train_samples_per_second": 96.0})
+    return path
+
+
+@pytest.fixture(scope="module")
+def final_page(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("final")
+    runs = [
+        trained_run(root / "a", name="best-at-6", best_step=6, best_acc=0.75),
+        trained_run(root / "b", name="best-at-12", best_step=12, best_acc=0.875),
+    ]
+    return write_report(runs, root / "report.html").read_text(encoding="utf-8")
+
+
+def chart_keys(page: str) -> list[str]:
+    return re.findall(r'<figure class="chart" id="[^"]*" data-key="([^"]+)"', page)
+
+
+def test_final_and_summary_values_are_not_charts(final_page):
+    assert chart_keys(final_page) == ["train/loss", "train/learning_rate", "eval/loss", "eval/accuracy"]
+
+
+def test_eval_curves_end_at_the_last_evaluation_not_at_the_final_one(final_page):
+    figure = final_page[final_page.index('data-key="eval/accuracy"') :]
+    data = json.loads(figure[figure.index(">", figure.index("chart-data")) + 1 : figure.index("</script>")])
+    for series in data["series"]:
+        assert series["steps"] == [6, 12, 18]  # no extra point appended at step 18 (no vertical jump)
+    assert [s["values"][-1] for s in data["series"]] == [pytest.approx(0.55), pytest.approx(0.675)]
+
+
+def final_rows(page: str) -> dict[tuple[str, str], list[str]]:
+    final = page[page.index('<section id="final">') : page.index('<section id="samples">')]
+    rows, split = {}, ""
+    for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", final, flags=re.S)[1:]:
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", tr, flags=re.S)
+        split = cells[0] or split
+        rows[(split, cells[1])] = cells[2:]
+    return rows
+
+
+def test_final_table_shows_the_best_checkpoint_with_its_step(final_page):
+    rows = final_rows(final_page)
+    assert list(rows)[:3] == [("final", "checkpoint step"), ("final", "loss"), ("final", "accuracy")]
+    assert rows[("final", "checkpoint step")] == ["6", "12"]
+    assert rows[("final", "accuracy")] == ["0.75", "0.875"]
+    assert rows[("final", "loss")] == ["0.1667", "0.08333"]  # of the same checkpoints, not of step 18
+    assert not [key for key in rows if key[0] == "eval"], "last-eval values of another checkpoint mixed in"
+    assert 'class="num best" title="step 12">0.875<' in final_page
+
+
+def test_summary_values_are_a_table(final_page):
+    rows = final_rows(final_page)
+    assert rows[("summary", "train_runtime")] == ["4.25", "4.25"]
+    assert rows[("summary", "train_samples_per_second")] == ["96", "96"]
+    assert rows[("summary", "train_loss")] == ["0.5", "0.5"]
+
+
+def test_an_older_run_without_a_final_record_keeps_its_last_eval_values(tmp_path):
+    with RunLogger(tmp_path / "old", tensorboard=False) as log:
+        log.log(6, {"accuracy": 0.5}, split="eval")
+        log.log(12, {"accuracy": 0.625}, split="eval")
+    rows = final_rows(write_report([tmp_path / "old"], tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert rows == {("eval", "accuracy"): ["0.625"]}

@@ -30,6 +30,30 @@ def test_write_and_read_back(tmp_path):
     assert set(record) == {"step", "epoch", "split", "name", "value", "time"}
 
 
+def test_final_evaluation_and_summary_are_their_own_records(tmp_path):
+    with RunLogger(tmp_path, tensorboard=False) as log:
+        for step in (6, 12, 18):
+            log.log(step, {"accuracy": {6: 0.5, 12: 0.9, 18: 0.7}[step], "loss": 1.0 / step}, split="eval")
+        log.log_final(12, {"accuracy": 0.9, "loss": 1 / 12})  # the best checkpoint, re-evaluated at the end
+        log.log_summary(18, {"train_loss": 0.4, "train_runtime": 3.5})
+    run = read_run(tmp_path)
+    assert run.series("eval", "accuracy") == ([6, 12, 18], [0.5, 0.9, 0.7]), "the curve is not extended"
+    assert run.final() == (12, {"accuracy": 0.9, "loss": 1 / 12})
+    assert run.series("summary", "train_runtime") == ([18], [3.5])
+    assert run.splits() == ["eval", "final", "summary"]
+
+
+def test_final_is_the_latest_final_evaluation(tmp_path):
+    with RunLogger(tmp_path, tensorboard=False) as log:
+        log.log_final(6, {"accuracy": 0.5})
+        time.sleep(0.01)
+        log.log_final(12, {"accuracy": 0.8})  # a resumed run evaluated again
+    assert read_run(tmp_path).final() == (12, {"accuracy": 0.8})
+    with RunLogger(tmp_path / "none", tensorboard=False) as log:
+        log.log(1, {"accuracy": 0.5}, split="eval")
+    assert read_run(tmp_path / "none").final() is None
+
+
 def test_tensorboard_events_hold_the_same_scalars(tmp_path):
     with RunLogger(tmp_path) as log:
         for step in range(5):
@@ -82,3 +106,15 @@ def test_a_run_killed_mid_write_leaves_a_readable_log(tmp_path):
 def test_not_a_run_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         read_run(tmp_path)
+
+
+def test_write_json_atomic_writes_undefined_metrics_as_null_and_keeps_the_mode(tmp_path):
+    from mg_eval.runlog import write_json_atomic
+
+    path = tmp_path / "train_summary.json"
+    path.write_text("{}\n")
+    path.chmod(0o644)
+    write_json_atomic(path, {"roc_auc": float("nan"), "curve": [1.0, float("inf")], "dir": tmp_path})
+    assert json.loads(path.read_text()) == {"roc_auc": None, "curve": [1.0, None], "dir": str(tmp_path)}
+    assert path.stat().st_mode & 0o777 == 0o644  # not the temp file's 0600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train_summary.json"]

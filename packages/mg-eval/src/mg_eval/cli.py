@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import sys
+import os
 from itertools import islice
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
 from mg_data import DataError, iter_examples
 from mg_data.cli import run_cli
+from mg_eval.backends.endpoint import EndpointError, EndpointTimeout
 from mg_eval.evaluate import TASKS
+from mg_eval.runlog import write_json_atomic
 
 
 def _table(values: dict) -> str:
@@ -49,6 +52,13 @@ def cli() -> None:
 )
 @click.option("--max-new-tokens", default=64, show_default=True, help="Generation length for sft.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to wait for each answer of --endpoint before giving up.",
+)
 @click.option("--output", type=click.Path(dir_okay=False), help="Also write the metrics JSON here.")
 @click.option(
     "--predictions", type=click.Path(dir_okay=False), help="Write one prediction per example (JSONL)."
@@ -64,29 +74,36 @@ def run(
     max_length,
     max_new_tokens,
     device,
+    timeout,
     output,
     predictions,
 ):
     """Score a model on a data file; print the metrics as a table and as JSON."""
     if bool(model_dir) == bool(endpoint):
         raise click.UsageError("give exactly one of --model DIR or --endpoint URL")
+    if endpoint:
+        check_url(endpoint)
+    # Every check that can fail comes before the (possibly long) evaluation, so its metrics are never lost.
+    refuse_same(data_file, output, predictions)
+    for flag, path in (("--output", output), ("--predictions", predictions)):
+        if path:
+            ensure_parent(flag, Path(path))
     examples = list(
         islice(iter_examples(data_file, task), limit)
-    )  # every row is checked before any model loads
+    )  # every row is checked before a model loads
     from mg_eval.evaluate import evaluate
 
-    if model_dir:
-        from mg_eval.backends.local import LocalModel
-
-        try:
-            backend = LocalModel(model_dir, device=device, batch_size=batch_size, max_length=max_length)
-        except (FileNotFoundError, RuntimeError) as e:
-            raise DataError(str(e)) from None
-    else:
-        from mg_eval.backends.endpoint import Endpoint
-
-        backend = Endpoint(endpoint, model=served_model, batch_size=batch_size)
-    result = evaluate(task, backend, examples, max_new_tokens=max_new_tokens)
+    try:
+        backend = open_backend(model_dir, endpoint, served_model, device, batch_size, max_length, timeout)
+        where = model_dir or f"{endpoint} (model {backend.model}, --timeout {timeout:g} s per request)"
+        click.echo(f"evaluating {len(examples)} {task} examples on {where}", err=True)
+        result = evaluate(task, backend, examples, max_new_tokens=max_new_tokens)
+    except EndpointTimeout as e:
+        raise Failed(
+            f"{e}; the server is stalled or slow: check it, or wait longer with --timeout SECONDS"
+        ) from None
+    except EndpointError as e:
+        raise Failed(str(e)) from None
     summary = {
         "task": task,
         "model": model_dir or f"{endpoint} ({backend.model})",
@@ -96,13 +113,61 @@ def run(
     click.echo(_table(summary))
     click.echo(json.dumps(summary, ensure_ascii=False))
     if output:
-        from mg_eval.runlog import write_json_atomic
-
         write_json_atomic(Path(output), summary)
     if predictions:
         from mg_data.io import write_rows
 
         write_rows(predictions, result.predictions)
+
+
+class Failed(click.ClickException):
+    """A failure outside the user's files (a server that does not answer): `error: ...`, exit 1."""
+
+    exit_code = 1
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def check_url(endpoint: str) -> None:
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise DataError(f"--endpoint {endpoint}: not an http(s) URL; give one like http://127.0.0.1:8000")
+
+
+def refuse_same(data_file: str, output: str | None, predictions: str | None) -> None:
+    from mg_fs import SameFileError, refuse_same_files
+
+    try:
+        refuse_same_files({"--data": data_file}, {"--output": output, "--predictions": predictions})
+    except SameFileError as e:
+        raise DataError(str(e)) from None
+
+
+def ensure_parent(flag: str, path: Path) -> None:
+    """Create the folder an output goes into, now rather than after the evaluation."""
+    existing = next(p for p in [path.parent, *path.parent.parents] if p.exists())
+    if not existing.is_dir():
+        raise DataError(f"{flag} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise DataError(f"{flag} {path}: the folder {existing} is not writable")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{flag} {path}: cannot create its folder {path.parent} ({e.strerror})") from None
+
+
+def open_backend(model_dir, endpoint, served_model, device, batch_size, max_length, timeout):
+    if endpoint:
+        from mg_eval.backends.endpoint import Endpoint
+
+        return Endpoint(endpoint, model=served_model, batch_size=batch_size, timeout=timeout)
+    from mg_eval.backends.local import LocalModel, MissingExtra
+
+    try:
+        return LocalModel(model_dir, device=device, batch_size=batch_size, max_length=max_length)
+    except (FileNotFoundError, MissingExtra) as e:
+        raise DataError(str(e)) from None
 
 
 @cli.command()
@@ -124,10 +189,4 @@ def report(run_dirs, output, png_dir, title):
 
 
 def main() -> None:
-    from mg_eval.backends.endpoint import EndpointError
-
-    try:
-        run_cli(cli)
-    except EndpointError as e:  # an unreachable or failing server: one line, no traceback
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+    run_cli(cli)

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mg_data.tasks import POOLING_TASKS, Task
 from mg_eval import metrics
 
-TASKS = ("sft", "classify", "rm", "embed", "rerank", "score")
+# The tasks mg-eval scores (names from mg_data.tasks, the one task vocabulary).
+TASKS: tuple[Task, ...] = ("sft", *POOLING_TASKS)
 
 
 @dataclass

@@ -2,7 +2,11 @@
 
 A run directory holds:
   config.json     the resolved config (whatever dict the run was started with)
-  metrics.jsonl   one record per line: {"step", "epoch", "split", "name", "value", "time"}
+  metrics.jsonl   one record per line: {"step", "epoch", "split", "name", "value", "time"}; split "train",
+                  "eval" (and any other) are curves over steps; two splits are not:
+                    "final"    the evaluation of the model the run exported (the best checkpoint when one was
+                               selected), at that checkpoint's step (`log_final`)
+                    "summary"  values of the run as a whole: mean train loss, runtime, throughput (`log_summary`)
   samples.jsonl   sample previews: {"split", "step", "index", "segments": [{"text", "trained"}], "label"}
   tb/             TensorBoard event files with the same scalars, tagged "<split>/<name>"
 
@@ -22,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mg_fs
+
 CONFIG, METRICS, SAMPLES, TENSORBOARD = "config.json", "metrics.jsonl", "samples.jsonl", "tb"
+FINAL, SUMMARY = "final", "summary"  # splits that are one table row each, never a curve
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,17 @@ class RunLogger:
         os.write(self._metrics, "".join(lines).encode("utf-8"))
         if self._tb:
             self._tb.flush()
+
+    def log_final(self, step: int, metrics: Mapping[str, float], *, epoch: float | None = None) -> None:
+        """The evaluation of the model the run hands over, at the step of the checkpoint it comes from (the
+        best one, when load_best_model_at_end picked it): reports show it as the final result, not as one
+        more point at the end of the eval curve."""
+        self.log(step, metrics, split=FINAL, epoch=epoch)
+
+    def log_summary(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Values of the whole run (train_loss averaged over it, train_runtime, samples per second):
+        reports show them in a table, not as one-point charts."""
+        self.log(step, metrics, split=SUMMARY)
 
     def log_samples(
         self, samples: Iterable[Mapping[str, Any]], *, split: str = "train", step: int | None = None
@@ -142,6 +160,14 @@ class Run:
         steps, values = self.series(split, name)
         return values[-1] if values else None
 
+    def final(self) -> tuple[int, dict[str, float]] | None:
+        """(checkpoint step, metrics) of the final evaluation (the latest one, if a resumed run logged two)."""
+        records = [m for m in self.metrics if m.split == FINAL]
+        if not records:
+            return None
+        step = max(records, key=lambda m: m.time).step
+        return step, {m.name: m.value for m in records if m.step == step}
+
 
 def read_run(run_dir: str | os.PathLike) -> Run:
     path = Path(run_dir)
@@ -168,6 +194,16 @@ def _read_jsonl(path: Path) -> Iterable[dict]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """mg_fs.write_json_atomic for run files: a NaN/infinite value (an undefined metric) is written as null,
+    as in metrics.jsonl, and other non-JSON values (paths, enums) as their str()."""
+    mg_fs.write_json_atomic(path, _finite(data), default=str)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

@@ -18,6 +18,10 @@ class EndpointError(RuntimeError):
     pass
 
 
+class EndpointTimeout(EndpointError):
+    """The server accepted the request but sent no answer within the timeout."""
+
+
 class Endpoint:
     def __init__(
         self,
@@ -25,7 +29,7 @@ class Endpoint:
         *,
         model: str | None = None,
         batch_size: int = 16,
-        timeout: float = 300,
+        timeout: float = 60,
         workers: int = 4,
         api_key: str | None = None,
     ):
@@ -57,6 +61,8 @@ class Endpoint:
             raise EndpointError(f"{self.url}{path}: HTTP {e.code}: {detail.strip()[:500]}") from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
             reason = getattr(e, "reason", e)
+            if isinstance(reason, TimeoutError):  # urllib wraps a timeout while waiting for the headers
+                raise EndpointTimeout(f"{self.url}{path}: no answer within {self.timeout:g} s") from None
             raise EndpointError(f"{self.url}{path}: cannot reach the endpoint ({reason})") from None
 
     def _first_model(self) -> str:

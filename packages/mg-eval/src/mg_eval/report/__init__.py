@@ -17,6 +17,7 @@ from mg_eval.report.charts import Chart, render
 from mg_eval.report.content import config_rows, final_table, label_runs, plan_charts, sample_groups
 from mg_eval.report.html import render_page
 from mg_eval.runlog import METRICS, Run, read_run
+from mg_fs import write_bytes_atomic
 
 __all__ = ["NotARunError", "write_report"]
 
@@ -45,7 +46,7 @@ def write_report(
     charts: list[Chart] = [render(spec, f"c{i}") for i, spec in enumerate(plan_charts(runs))]
     pngs.mkdir(parents=True, exist_ok=True)
     for chart in charts:
-        write_atomic(pngs / chart.filename, chart.png)
+        write_bytes_atomic(pngs / chart.filename, chart.png)
 
     names = [r.name for r in runs]
     page = render_page(
@@ -59,7 +60,7 @@ def write_report(
         samples=sample_groups(runs),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, page.encode("utf-8"))
+    write_bytes_atomic(out, page.encode("utf-8"))
     return out
 
 
@@ -74,12 +75,3 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     except (ValueError, TypeError) as e:  # a hand-edited config.json or a record with unknown fields
         kind = "invalid JSON" if isinstance(e, json.JSONDecodeError) else "unreadable run log"
         raise ValueError(f"{path}: {kind}: {e}") from e
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -8,9 +8,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from mg_eval.runlog import Run
+from mg_eval.runlog import FINAL, SUMMARY, Run
 
 TRAIN = "train"
+NOT_CURVES = (FINAL, SUMMARY)  # one value per run: rows of the final table, never charts
+CHECKPOINT_STEP = "checkpoint step"  # the first row of the final evaluation: which model it measured
 # Curves every training dashboard leads with, in this order; other train metrics follow alphabetically.
 LEADING = {"loss": 0, "learning_rate": 1, "lr": 1, "grad_norm": 2}
 # Splits that are validation during training: shown right after train, before downstream splits.
@@ -93,7 +95,7 @@ def is_noisy(split: str, name: str) -> bool:
 
 def plan_charts(runs: list[ReportRun]) -> list[ChartSpec]:
     """One chart per (split, metric) found in any run, every run that logged it overlaid."""
-    keys = {(m.split, m.name) for r in runs for m in r.run.metrics}
+    keys = {(m.split, m.name) for r in runs for m in r.run.metrics if m.split not in NOT_CURVES}
     specs = []
     for split, name in sorted(keys, key=lambda k: (split_order(k[0]), name_order(k[1]))):
         series = []
@@ -110,29 +112,53 @@ def plan_charts(runs: list[ReportRun]) -> list[ChartSpec]:
 class FinalRow:
     split: str
     name: str
-    cells: list[tuple[float, int] | None]  # (last value, its step) per run, None where not logged
+    cells: list[tuple[float, int] | None]  # (value, its step) per run, None where not logged
     best: int | None  # index of the best run, when at least two runs have a value
 
 
+def table_order(split: str) -> int:
+    """The final evaluation first, then downstream splits, validation, the run summary, train."""
+    if split == FINAL:
+        return 0
+    if split == SUMMARY:
+        return 3
+    return {2: 1, 1: 2, 0: 4}[split_order(split)[0]]
+
+
 def final_table(runs: list[ReportRun]) -> list[FinalRow]:
-    """Last value of every metric per split per run; downstream and eval splits first, train last."""
+    """Per run: its final evaluation (the exported checkpoint's metrics, led by that checkpoint's step), its
+    summary values, and the last value of every other metric. A run with a final evaluation shows no
+    last-eval values beside it: those are of another checkpoint, and mixing them would misreport it."""
+    finals = [r.run.final() for r in runs]
     keys = {(m.split, m.name) for r in runs for m in r.run.metrics}
-    downstream_first = {2: 0, 1: 1, 0: 2}
-    order = sorted(keys, key=lambda k: (downstream_first[split_order(k[0])[0]], k[0], name_order(k[1])))
+    order = sorted(keys, key=lambda k: (table_order(k[0]), k[0], name_order(k[1])))
     rows = []
+    if any(finals):
+        steps = [(float(f[0]), f[0]) if f else None for f in finals]
+        rows.append(FinalRow(split=FINAL, name=CHECKPOINT_STEP, cells=steps, best=None))
     for split, name in order:
         cells: list[tuple[float, int] | None] = []
-        for r in runs:
-            steps, values = r.run.series(split, name)
-            cells.append((values[-1], steps[-1]) if steps else None)
-        present = [(c[0], i) for i, c in enumerate(cells) if c is not None and math.isfinite(c[0])]
-        best = None
-        lower = any(word in name.lower() for word in LOWER_IS_BETTER)
-        scored = split != TRAIN or lower  # a learning rate or grad norm has no "best"
-        if scored and len(present) >= 2 and len({v for v, _ in present}) > 1:
-            best = (min if lower else max)(present)[1]
-        rows.append(FinalRow(split=split, name=name, cells=cells, best=best))
+        for r, final in zip(runs, finals, strict=True):
+            if final and split in VALIDATION:
+                cells.append(None)
+            elif split == FINAL:
+                cells.append((final[1][name], final[0]) if final and name in final[1] else None)
+            else:
+                steps_, values = r.run.series(split, name)
+                cells.append((values[-1], steps_[-1]) if steps_ else None)
+        if all(c is None for c in cells):
+            continue
+        rows.append(FinalRow(split=split, name=name, cells=cells, best=best_run(split, name, cells)))
     return rows
+
+
+def best_run(split: str, name: str, cells: list[tuple[float, int] | None]) -> int | None:
+    present = [(c[0], i) for i, c in enumerate(cells) if c is not None and math.isfinite(c[0])]
+    lower = any(word in name.lower() for word in LOWER_IS_BETTER)
+    scored = split not in (TRAIN, SUMMARY) or lower  # a learning rate, grad norm or runtime has no "best"
+    if scored and len(present) >= 2 and len({v for v, _ in present}) > 1:
+        return (min if lower else max)(present)[1]
+    return None
 
 
 def flatten(config: Any, prefix: str = "") -> dict[str, Any]:

@@ -8,6 +8,7 @@ from importlib.resources import files
 
 from mg_eval.report.charts import Chart
 from mg_eval.report.content import (
+    FINAL,
     MISSING,
     TRAIN,
     ConfigRow,
@@ -184,7 +185,13 @@ def final_table(rows: list[FinalRow], runs: list[ReportRun]) -> str:
             f'<td class="key">{escape(row.name)}</td>{"".join(cells)}</tr>'
         )
         previous = row.split
-    note = '<p class="note">Last logged value of each metric (hover a cell for its step).'
+    note = '<p class="note">'
+    if any(row.split == FINAL for row in rows):
+        note += (
+            "<b>final</b>: the evaluation of the exported model, i.e. the best checkpoint when one was "
+            "selected, at that checkpoint's step; <b>summary</b>: values of the whole run. "
+        )
+    note += "Other rows: the last logged value of each metric (hover a cell for its step)."
     note += (
         " ▲ marks the best run (lower is better for losses and error rates).</p>" if len(runs) > 1 else "</p>"
     )
