@@ -27,6 +27,7 @@ def train_records(run: Path) -> list[dict]:
     return [r for r in records if r["split"] == "train" and r["name"] == "loss"]
 
 
+@pytest.mark.slow  # over 20 s here: trains
 def test_a_previous_run_is_refused_then_overwritten_with_a_clean_log(tmp_path, tiny_encoder_dir):
     cfg = config(tmp_path, tiny_encoder_dir, max_steps=2, save_strategy="steps", save_steps=1)
     run = tmp_path / "run"
@@ -70,6 +71,7 @@ def truncate(path: Path) -> None:
 
 
 @pytest.mark.parametrize("broken", ["model.safetensors", "optimizer.pt"])
+@pytest.mark.slow  # over 20 s here: trains
 def test_resume_skips_a_newest_checkpoint_with_unreadable_files(tmp_path, finished_run, broken):
     cfg, original = finished_run
     run = tmp_path / "run"

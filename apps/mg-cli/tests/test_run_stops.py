@@ -46,6 +46,7 @@ def assert_finite_weights(checkpoint: Path) -> None:
         assert torch.isfinite(tensor).all(), name
 
 
+@pytest.mark.slow  # over 20 s here: trains
 def test_a_diverging_learning_rate_stops_the_run(tmp_path, tiny_encoder_dir):
     cfg = config(
         tmp_path, tiny_encoder_dir, learning_rate=1e30, max_steps=6, save_strategy="steps", save_steps=1
@@ -62,6 +63,7 @@ def test_a_diverging_learning_rate_stops_the_run(tmp_path, tiny_encoder_dir):
     assert_finite_weights(run / "checkpoint-1")
 
 
+@pytest.mark.slow  # over 20 s here: trains
 def test_a_loss_made_infinite_by_the_data_stops_the_run(tmp_path, tiny_encoder_dir):
     rows = score_rows()
     rows[0] = {**rows[0], "score": 1e300}  # finite, but its squared error is not
@@ -95,6 +97,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
+@pytest.mark.slow  # over 20 s here: trains
 def test_a_full_disk_while_saving_says_so_and_keeps_the_previous_checkpoint(
     tmp_path, tiny_encoder_dir, small_disk
 ):
@@ -138,6 +141,7 @@ def steps_logged(run: Path) -> list[int]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.slow  # over 20 s here: trains
 def test_a_signal_stops_at_a_step_saves_and_says_how_to_resume(tmp_path, tiny_encoder_dir, sig):
     cfg = config(tmp_path, tiny_encoder_dir, max_steps=400, save_strategy="no")
     run, log = tmp_path / "run", tmp_path / "run.log"
@@ -166,6 +170,7 @@ def test_a_signal_stops_at_a_step_saves_and_says_how_to_resume(tmp_path, tiny_en
         assert steps_logged(run) == list(range(1, step + 4))
 
 
+@pytest.mark.slow  # over 20 s here: trains
 def test_a_second_signal_stops_at_once(tmp_path, tiny_encoder_dir):
     cfg = config(tmp_path, tiny_encoder_dir, max_steps=400, save_strategy="no", eval_strategy="no")
     run, log = tmp_path / "run", tmp_path / "run.log"

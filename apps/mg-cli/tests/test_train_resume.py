@@ -133,6 +133,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_encoder_dir):
     assert_same_weights(run_dir / "model", tmp_path / "straight" / "model", atol=1e-6)
 
 
+@pytest.mark.slow  # over 20 s here: trains
 def test_resume_none_starts_fresh_in_an_existing_output_dir(tmp_path, tiny_encoder_dir):
     run_dir = tmp_path / "run"
     run_dir.mkdir()

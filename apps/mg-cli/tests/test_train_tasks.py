@@ -95,6 +95,7 @@ def test_classify_tiny_decoder_lora(tmp_path, tiny_decoder_dir):
     assert type(model).__name__ == "Qwen2ForSequenceClassification" and model.score.out_features == 3
 
 
+@pytest.mark.slow  # over 20 s here: trains
 def test_rm_tiny_decoder(tmp_path, tiny_decoder_dir):
     rows = pair_rows()
     run_dir, _ = run(tmp_path, "rm", tiny_decoder_dir, rows * 2, rows, learning_rate=3e-3, num_train_epochs=4)
@@ -107,6 +108,7 @@ def test_rm_tiny_decoder(tmp_path, tiny_decoder_dir):
 
 
 @pytest.mark.parametrize("backbone", ["minilm", "tiny_decoder"])
+@pytest.mark.slow  # over 20 s here: trains
 def test_embed(tmp_path, backbone, minilm_dir, tiny_decoder_dir):
     model_dir = minilm_dir if backbone == "minilm" else tiny_decoder_dir
     extra = {"learning_rate": 5e-5} if backbone == "minilm" else {"learning_rate": 3e-3, "pooling": "last"}
@@ -137,6 +139,7 @@ def test_embed(tmp_path, backbone, minilm_dir, tiny_decoder_dir):
     assert pooling[key] is True
 
 
+@pytest.mark.slow  # over 20 s here: trains
 def test_rerank_minilm(tmp_path, minilm_dir):
     rows = [
         {"query": r["query"], "positive": r["positive"], "negatives": [r["negative_1"], r["negative_2"]]}
@@ -152,6 +155,7 @@ def test_rerank_minilm(tmp_path, minilm_dir):
     assert scores[0] > scores[1]
 
 
+@pytest.mark.slow  # over 20 s here: trains
 def test_score_minilm(tmp_path, minilm_dir):
     rows = score_rows(english=True)
     run_dir, _ = run(tmp_path, "score", minilm_dir, rows * 2, rows, learning_rate=2e-4)
@@ -159,6 +163,7 @@ def test_score_minilm(tmp_path, minilm_dir):
     assert series(run_dir, "eval", "spearman")[-1] > 0.3
 
 
+@pytest.mark.slow  # over 20 s here: trains
 def test_best_checkpoint_is_selected_and_exported(tmp_path, tiny_encoder_dir):
     rows = classify_rows(copies=2)
     run_dir, _ = run(

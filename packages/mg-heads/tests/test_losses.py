@@ -131,6 +131,12 @@ def test_matryoshka_weights_truncated_renormalized_losses():
         matryoshka(info_nce, [4, 8], q, p, weights=[1.0])
 
 
+def test_matryoshka_without_dims_is_an_error_not_a_float_zero():
+    q, p = torch.randn(2, 8), torch.randn(2, 8)
+    with pytest.raises(ValueError, match="dims is empty"):
+        matryoshka(info_nce, [], q, p)
+
+
 # ---- info_nce gather_across_processes under a real 2-process gloo group ----
 
 WORLD, LOCAL_B, N, H = 2, 3, 2, 8

@@ -83,7 +83,7 @@ def _explain(messages: list, i: int, prev: str | None) -> None:
         raise RowError(f"{where}.content is missing")
     if content is not None and not isinstance(content, str):
         raise RowError(f"{where}.content must be a string, got {type_name(content)}")
-    if role in ("user", "system") and not content.strip():
+    if role in ("user", "system") and (content is None or not content.strip()):
         raise RowError(f"{where}: empty {role} message")
     if role == "system":
         if i != 0:

@@ -288,7 +288,7 @@ class AtomicWriter:
         self._file = AtomicFile(self.path)
         self._f = self._file.file
         self._buffer: list[dict] = []
-        self._pq_writer = None
+        self._pq_writer: Any = None  # pyarrow.parquet.ParquetWriter from the first flush (pyarrow is untyped)
         if self.kind == "json":
             self._f.write(b"[")
 

@@ -60,6 +60,15 @@ def pick_python(profile: profiles.Profile, version: str, uv: Path) -> tuple[str,
     raise AssertionError("unreachable")
 
 
+def check_lock(lock: locks.Lock, profile: profiles.Profile, version: str) -> None:
+    """A lock made for another profile or version (a file copied under the wrong name) is not built."""
+    if (lock.profile, lock.version) != (profile.name, version):
+        raise EnvError(
+            f"{lock.path}: made for {lock.profile} {lock.version} (its header), not {profile.name} {version}; "
+            f"make it again with `python -m mg_env.lockgen {profile.name} --version {version}`"
+        )
+
+
 def _up_to_date(env: Env | None, lock_sha: str) -> bool:
     return env is not None and env.record.lock_sha256 == lock_sha
 
@@ -92,6 +101,7 @@ def build(
     uv = uvtool.find(st.home, say=on_progress)
     python, interpreter = pick_python(prof, version, uv)
     lock = locks.require_lock(prof, version, python)
+    check_lock(locks.read(lock), prof, version)
     plan = Plan(prof, version, python, interpreter, lock, locks.sha256(lock))
     name = plan.name
 
@@ -132,7 +142,7 @@ def _build_locked(plan: Plan, st: store.Store, uv: Path, target: Path, say: Prog
     log = st.logs / f"{target.name}.log"
     src = sources.resolve(os.environ, prof.torch_index)
     uv_env = {**os.environ, **src.uv_env()}
-    count = len(locks.pinned(lock))
+    count = len(locks.read(lock).pins)
 
     def uv_step(args: list[str], what: str) -> None:
         def show(line: str) -> None:

@@ -9,7 +9,6 @@ import time
 
 import click
 
-from mg_data.cli import run_cli
 from mg_env import builder, envs, profiles
 from mg_env import doctor as doctor_mod
 from mg_env.errors import EnvError
@@ -147,7 +146,20 @@ def doctor(as_json):
 
 
 def main() -> None:
-    run_cli(cli)
+    """Run the command so that a user error ends as one line and an exit code, never a traceback."""
+    try:
+        code = cli.main(standalone_mode=False)  # an int only from ctx.exit(n): --help, --version
+    except click.ClickException as e:  # EnvError arrives here as UserError (see _Group)
+        e.show()
+        sys.exit(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # A build interrupted midway leaves the old env as it was; its half-made folder goes at the next build.
+        click.echo("interrupted; the env you had is unchanged", err=True)
+        sys.exit(130)
+    except EnvError as e:  # raised outside a command (e.g. while click resolves the group)
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

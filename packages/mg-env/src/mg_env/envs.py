@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mg_env import locks, profiles, store
-from mg_env.errors import EnvError, NotBuilt
+from mg_env.errors import EnvError, InUse, NotBuilt
+from mg_fs import write_json_atomic
 
 # Variables of the caller's Python that would leak its packages into the env's interpreter.
 _LEAKY = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONUSERBASE", "CONDA_PREFIX")
@@ -42,9 +43,7 @@ class BuildRecord:
 
     def save(self, path: Path) -> None:
         # Written whole or not at all: its presence is what marks a build as finished.
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json_atomic(path, dataclasses.asdict(self))
 
 
 def activated(venv: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -201,9 +200,13 @@ def remove(
     prof, chosen = profiles.choose(profile, version)
     st = store.Store(home)
     names = [env_name(prof.name, chosen)] if version else [env_name(prof.name, v) for v in prof.versions]
+    # Every env asked for is checked before any is removed: all of them go, or none (InUse names the PIDs).
+    for name in names:
+        if in_use := st.users(name):
+            raise InUse(name, in_use)
     removed = []
     for name in names:
         with st.lock(name):  # not while a build of it is running
-            if st.remove(name):
+            if st.remove(name):  # checks again, under the lock
                 removed.append(name)
     return removed

@@ -3,7 +3,7 @@
 Layout of $MG_ENV_HOME (default ~/.local/share/mg-env):
     envs/<name>                  symlink to the current build of env <name> (e.g. llamafactory-0.9.5)
     envs/.builds/<name>.<stamp>  one folder per build; a venv is created at its final path and never moved
-    envs/.mutex/<name>.lock      flock held while an env is built or removed
+    envs/.mutex/<name>.lock      flock held while an env is built or removed (mg_fs.file_lock)
     logs/<name>.<stamp>.log      uv's output of each build
     tools/uv/                    uv, when mg-env had to install it
 
@@ -15,14 +15,17 @@ which is atomic: a killed build leaves the old link, and the old env, as they we
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+from mg_env import procs
+from mg_env.errors import EnvError, InUse
+from mg_fs import LockHeld, file_lock
 
 HOME_ENV = "MG_ENV_HOME"
 RECORD = "mg-env.json"  # written last into a build: a build folder without it never finished
@@ -36,9 +39,25 @@ def default_home() -> Path:
     return Path(data) / "mg-env"
 
 
+def _home_named(home: Path) -> str:
+    """How the user chose this home, for messages: the variable when it came from there."""
+    if os.environ.get(HOME_ENV) and Path(os.environ[HOME_ENV]).expanduser() == home:
+        return f"{HOME_ENV}={home}"
+    return f"mg-env's home {home}"
+
+
 class Store:
     def __init__(self, home: Path | str | None = None):
         self.home = Path(home).expanduser() if home else default_home()
+        try:
+            is_file = self.home.exists() and not self.home.is_dir()
+        except OSError:  # a parent this user cannot search: the first write says so (see lock)
+            is_file = False
+        if is_file:
+            raise EnvError(
+                f"{_home_named(self.home)} is a file, not a folder: point {HOME_ENV} at a folder "
+                "(default ~/.local/share/mg-env)"
+            )
         self.envs = self.home / "envs"
         self.builds = self.envs / ".builds"
         self.logs = self.home / "logs"
@@ -64,19 +83,23 @@ class Store:
 
     @contextmanager
     def lock(self, name: str, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
-        """An exclusive flock for `name`; the kernel drops it when the holder dies, even by SIGKILL."""
-        folder = self.envs / ".mutex"
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / f"{name}.lock", "a") as handle:
+        """An exclusive flock for `name`; the kernel drops it when the holder dies, even by SIGKILL. The first
+        write into the home: a home this user cannot write is a one-line EnvError here."""
+        path = self.envs / ".mutex" / f"{name}.lock"
+        with ExitStack() as held:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                on_wait()
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    held.enter_context(file_lock(path, blocking=False))
+                except LockHeld:
+                    on_wait()
+                    held.enter_context(file_lock(path))
+            except OSError as e:
+                raise EnvError(
+                    f"cannot write to {_home_named(self.home)} ({e.strerror}: {e.filename}); point {HOME_ENV} "
+                    "at a folder you can write"
+                ) from None
+            yield
 
     def new_build(self, name: str) -> Path:
         self.builds.mkdir(parents=True, exist_ok=True)
@@ -106,17 +129,26 @@ class Store:
         return previous
 
     def prune(self, name: str, keep: set[Path]) -> None:
-        """Delete this env's other builds. The one just replaced is kept: a server started from it may
-        still be importing from it; it goes at the next build."""
+        """Delete this env's other builds, except those a running process uses (see procs.users): they go
+        at a later build, once nothing runs from them. The one just replaced is kept in any case: a server
+        starting from it may not have opened its files yet."""
+        keep_real = {k.resolve() for k in keep}
         for path in self.build_dirs(name):
-            if path.resolve() not in {k.resolve() for k in keep}:
+            if path.resolve() not in keep_real and not procs.users([path]):
                 shutil.rmtree(path, ignore_errors=True)
         logs = sorted(self.logs.glob(f"{name}.*.log")) if self.logs.is_dir() else []
         for old in logs[:-KEEP_LOGS]:
             old.unlink(missing_ok=True)
 
+    def users(self, name: str) -> list[procs.User]:
+        """Running processes that use any build of env `name`."""
+        return procs.users([self.link(name), *self.build_dirs(name)])
+
     def remove(self, name: str) -> bool:
-        """Unlink envs/<name> (one atomic step: the env is gone), then delete its builds."""
+        """Unlink envs/<name> (one atomic step: the env is gone), then delete its builds. Refused (InUse,
+        naming the PIDs) while a process runs from any of them; nothing is removed then."""
+        if in_use := self.users(name):
+            raise InUse(name, in_use)
         link = self.link(name)
         existed = link.is_symlink() or bool(self.build_dirs(name))
         if link.is_symlink():

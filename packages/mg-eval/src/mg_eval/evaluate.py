@@ -5,6 +5,7 @@ The same function scores a local folder and a served model: only the backend dif
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,14 +27,15 @@ class Result:
 def evaluate(task: str, backend, examples: list[dict], *, max_new_tokens: int = 64, ks=(1, 5, 10)) -> Result:
     if not examples:
         raise ValueError("no examples to evaluate")
-    return {
+    evaluators: dict[str, Callable[..., Result]] = {
         "sft": _sft,
         "classify": _classify,
         "rm": _rm,
         "embed": _embed,
         "rerank": _rerank,
         "score": _score,
-    }[task](backend, examples, max_new_tokens=max_new_tokens, ks=ks)
+    }
+    return evaluators[task](backend, examples, max_new_tokens=max_new_tokens, ks=ks)
 
 
 def _sft(backend, examples, *, max_new_tokens, **_) -> Result:
@@ -71,13 +73,14 @@ def _classify(backend, examples, **_) -> Result:
         y_pred = (np.array([o["probs"] for o in outputs]) > 0.5).astype(int)
         return Result("classify", metrics.multilabel_metrics(y_true, y_pred), rows)
     ids = [int(np.argmax(o["probs"])) for o in outputs]
+    positive: int | None  # the index of the positive class (the larger label) in probs
     if all(isinstance(t, int) for t in truth):
         pred, positive = ids, 1
     else:
         pred = [o["label"] for o in outputs]
-        names = getattr(backend, "id2label", None)
+        id2label = getattr(backend, "id2label", None)
         labels = sorted(set(truth) | set(pred))
-        positive = {n: i for i, n in (names or {}).items()}.get(labels[-1]) if names else None
+        positive = {n: i for i, n in (id2label or {}).items()}.get(labels[-1]) if id2label else None
     scores = None
     if len(outputs[0]["probs"]) == 2 and positive is not None and len(set(truth)) == 2:
         scores = [o["probs"][positive] for o in outputs]

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
+from torch import nn
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -29,7 +31,9 @@ from mg_data.tasks import PoolingTask
 
 # The pooling tasks (mg_data.tasks.POOLING_TASKS) whose model is a sequence classifier: all but embed.
 SEQ_CLS_TASKS: tuple[PoolingTask, ...] = ("classify", "rm", "rerank", "score")
-PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
+# transformers' PretrainedConfig.problem_type values.
+ProblemType = Literal["single_label_classification", "multi_label_classification", "regression"]
+PROBLEM_TYPES: tuple[ProblemType, ...] = get_args(ProblemType)
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class HeadSpec:
     """The head config of a task: what `load_sequence_classifier` and `export` put in config.json."""
 
     num_labels: int
-    problem_type: str | None
+    problem_type: ProblemType | None
     id2label: dict[int, str] | None = None
 
 
@@ -106,7 +110,7 @@ def load_sequence_classifier(
     )
 
 
-def head_module_name(model: PreTrainedModel) -> str:
+def head_module_name(model: nn.Module) -> str:
     """ "score" for decoder classifiers, "classifier" for the BERT family."""
     for name in ("score", "classifier"):
         if name in dict(model.named_children()):

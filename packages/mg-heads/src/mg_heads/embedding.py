@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,9 @@ from transformers import AutoModel, PretrainedConfig, PreTrainedModel, PreTraine
 
 from mg_heads import sbert
 from mg_heads.pooling import POOLING_MODES, default_pooling, pool
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 
 class EmbeddingModel(nn.Module):
@@ -29,7 +33,8 @@ class EmbeddingModel(nn.Module):
         super().__init__()
         if pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, not {pooling!r}")
-        self.backbone = backbone
+        # A PeftModel while LoRA adapters are on it (mg_heads.lora.apply_lora), until lora.merge.
+        self.backbone: PreTrainedModel | PeftModel = backbone
         self.pooling = pooling
         self.normalize = normalize
         # max_seq_length of the sentence-transformers folder it was loaded from, if any.

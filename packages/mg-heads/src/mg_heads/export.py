@@ -22,9 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from mg_data.tasks import POOLING_TASKS
 from mg_fs import atomic_dir
@@ -166,6 +167,13 @@ def _write_embed(model, tokenizer, out_dir, max_length, pooling, normalize, matr
     }
 
 
+def _label_names(config: PretrainedConfig) -> list[str]:
+    """id2label's names in index order. A built config always has id2label, keyed by int (transformers
+    converts the JSON's string keys when the config is made), though its annotation allows None and str."""
+    id2label: dict[Any, str] = config.id2label or {}
+    return [id2label[i] for i in range(len(id2label))]
+
+
 def _write_seq_cls(model, tokenizer, out_dir, task, labels) -> dict:
     arch = type(model).__name__
     if not isinstance(model, PreTrainedModel) or not arch.endswith("ForSequenceClassification"):
@@ -176,7 +184,7 @@ def _write_seq_cls(model, tokenizer, out_dir, task, labels) -> dict:
             "regression" if config.num_labels == 1 else "single_label_classification"
         )
         if labels is None and not (problem_type == "regression" and config.num_labels == 1):
-            labels = [config.id2label[i] for i in range(config.num_labels)]
+            labels = _label_names(config)
         spec = head_spec(task, labels, problem_type)
     else:
         spec = head_spec(task)

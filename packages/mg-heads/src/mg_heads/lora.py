@@ -66,11 +66,10 @@ def merge(model: nn.Module, *, copy_first: bool = False) -> nn.Module:
     `copy_first` the merge runs on a deep copy (twice the memory) and the given model stays as it is.
     A model without adapters is returned unchanged.
     """
-    if not is_lora(model):
-        return model
-    if copy_first:
+    if copy_first and is_lora(model):
         model = copy.deepcopy(model)
-    if isinstance(model, EmbeddingModel):
+    if isinstance(model, PeftModel):
+        return model.merge_and_unload()
+    if isinstance(model, EmbeddingModel) and isinstance(model.backbone, PeftModel):
         model.backbone = model.backbone.merge_and_unload()
-        return model
-    return model.merge_and_unload()
+    return model

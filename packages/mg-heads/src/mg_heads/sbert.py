@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TRANSFORMER = "sentence_transformers.models.Transformer"
 POOLING = "sentence_transformers.models.Pooling"
@@ -110,7 +111,7 @@ def write_layout(
     _write_json(out_dir / "1_Pooling" / "config.json", pooling_config)
 
     _write_json(out_dir / "sentence_bert_config.json", {"max_seq_length": max_length, "do_lower_case": False})
-    st_config = {
+    st_config: dict[str, Any] = {
         "model_type": "SentenceTransformer",
         "__version__": versions,
         "prompts": {},

@@ -36,7 +36,7 @@ def to_conversation(row: Any, *, need_response: bool = True) -> dict:
     turns = row.get("conversations")
     if not isinstance(turns, list):
         raise RowError(f"conversations must be a list of {{from, value}} turns, got {type_name(turns)}")
-    messages = []
+    messages: list[dict[str, Any]] = []
     system = row.get("system")
     if system is not None and not isinstance(system, str):
         raise RowError(f"system must be a string, got {type_name(system)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 
 import numpy as np
 
@@ -20,12 +20,15 @@ CJK_RANGES = (
 )
 CJK_RE = re.compile(f"[{CJK_RANGES}]")
 
+# The numbers a metric takes: a list (any sequence) of floats or a numpy array; np.asarray reads both.
+Floats = Sequence[float] | np.ndarray
+
 
 def has_cjk(texts: Sequence[str]) -> bool:
     return any(CJK_RE.search(text) for text in texts)
 
 
-def check_pair(a: Sequence, b: Sequence, names: tuple[str, str]) -> None:
+def check_pair(a: Sized, b: Sized, names: tuple[str, str]) -> None:
     """Raise ValueError unless `a` and `b` have the same, non-zero length."""
     if len(a) != len(b):
         raise ValueError(f"{names[0]} and {names[1]} differ in length: {len(a)} != {len(b)}")

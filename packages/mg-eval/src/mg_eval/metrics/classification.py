@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mg_eval.metrics._common import average_ranks, check_pair, native
+from mg_eval.metrics._common import Floats, average_ranks, check_pair, native
 
 _AVERAGES = ("macro", "micro", "weighted", None)
 
@@ -104,7 +104,7 @@ def confusion_matrix(y_true: Sequence, y_pred: Sequence, labels=None) -> tuple[l
     return labels, matrix.tolist()
 
 
-def roc_auc(y_true_binary: Sequence, scores: Sequence[float]) -> float:
+def roc_auc(y_true_binary: Sequence, scores: Floats) -> float:
     """Area under the ROC curve for a binary task, via the Mann-Whitney U statistic:
 
         AUC = (sum of the average ranks of the positives - P (P + 1) / 2) / (P * N)
@@ -161,7 +161,7 @@ def multilabel_metrics(y_true, y_pred) -> dict[str, float]:
     }
 
 
-def classification_metrics(y_true: Sequence, y_pred: Sequence, scores: Sequence[float] | None = None) -> dict:
+def classification_metrics(y_true: Sequence, y_pred: Sequence, scores: Floats | None = None) -> dict:
     """accuracy, f1_macro, f1_micro, f1_weighted, precision_macro, recall_macro, and roc_auc when
     `scores` are given.
 

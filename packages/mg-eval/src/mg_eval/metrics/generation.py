@@ -51,7 +51,8 @@ def bleu(predictions: Sequence[str], references: References, *, tokenize: str = 
     streams = _reference_streams(predictions, references)
     if tokenize == "auto":
         tokenize = "zh" if any(has_cjk([r for r in stream if r is not None]) for stream in streams) else "13a"
-    return float(BLEU(tokenize=tokenize).corpus_score(list(predictions), streams).score)
+    # sacrebleu skips a None reference (its docs say so) but annotates references as Sequence[Sequence[str]].
+    return float(BLEU(tokenize=tokenize).corpus_score(list(predictions), streams).score)  # type: ignore[arg-type]
 
 
 def chrf(predictions: Sequence[str], references: References) -> float:
@@ -63,7 +64,8 @@ def chrf(predictions: Sequence[str], references: References) -> float:
     from sacrebleu.metrics import CHRF
 
     streams = _reference_streams(predictions, references)
-    return float(CHRF().corpus_score(list(predictions), streams).score)
+    # sacrebleu skips a None reference (its docs say so) but annotates references as Sequence[Sequence[str]].
+    return float(CHRF().corpus_score(list(predictions), streams).score)  # type: ignore[arg-type]
 
 
 def rouge_tokenize(text: str) -> list[str]:

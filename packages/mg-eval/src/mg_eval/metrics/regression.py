@@ -9,20 +9,19 @@ warning), so one degenerate evaluation slice does not stop a run. Any nan in the
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
-from mg_eval.metrics._common import average_ranks, to_float_arrays
+from mg_eval.metrics._common import Floats, average_ranks, to_float_arrays
 
 
-def mse(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+def mse(y_true: Floats, y_pred: Floats) -> float:
     """Mean squared error: mean((y_true - y_pred)^2)."""
     x, y = to_float_arrays(y_true, y_pred, ("y_true", "y_pred"))
     return float(np.mean((x - y) ** 2))
 
 
-def mae(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+def mae(y_true: Floats, y_pred: Floats) -> float:
     """Mean absolute error: mean(|y_true - y_pred|)."""
     x, y = to_float_arrays(y_true, y_pred, ("y_true", "y_pred"))
     return float(np.mean(np.abs(x - y)))
@@ -38,13 +37,13 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.clip(r, -1.0, 1.0))  # rounding can step just past +-1
 
 
-def pearson(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+def pearson(y_true: Floats, y_pred: Floats) -> float:
     """Pearson's r = sum((x - mean x)(y - mean y)) / sqrt(sum((x - mean x)^2) * sum((y - mean y)^2)).
     nan for constant input or fewer than two values."""
     return _pearson(*to_float_arrays(y_true, y_pred, ("y_true", "y_pred")))
 
 
-def spearman(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+def spearman(y_true: Floats, y_pred: Floats) -> float:
     """Spearman's rho: Pearson's r of the ranks, tied values sharing their average rank (as
     scipy.stats.spearmanr). nan for constant input or fewer than two values."""
     x, y = to_float_arrays(y_true, y_pred, ("y_true", "y_pred"))
@@ -53,7 +52,7 @@ def spearman(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
     return _pearson(average_ranks(x), average_ranks(y))
 
 
-def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
+def regression_metrics(y_true: Floats, y_pred: Floats) -> dict[str, float]:
     """mse, mae, pearson and spearman in one dict."""
     return {
         "mse": mse(y_true, y_pred),

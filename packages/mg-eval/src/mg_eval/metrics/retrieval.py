@@ -9,9 +9,13 @@ and adds no gain. All scores are on 0-1.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
+
+# A document id: any hashable value (a string id, or a position in the candidate list for rerank).
+DocId = TypeVar("DocId", bound=Hashable)
 
 
 def rank(doc_ids: Sequence, scores: Sequence[float]) -> list:
@@ -92,8 +96,8 @@ def _unique(ranking: Sequence) -> list:
 
 
 def retrieval_metrics(
-    rankings: Sequence[Sequence[str]],
-    qrels: Sequence[Mapping[str, float]],
+    rankings: Sequence[Sequence[DocId]],
+    qrels: Sequence[Mapping[DocId, float]],
     ks: Sequence[int] = (1, 5, 10),
 ) -> dict[str, float | int]:
     """Mean recall@k, mrr@k and ndcg@k for each k in ks, and map, over queries.

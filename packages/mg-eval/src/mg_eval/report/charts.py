@@ -11,6 +11,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 from matplotlib import font_manager
@@ -19,6 +20,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mg_eval.report.content import ChartSpec
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # the rcParams names (matplotlib >= 3.10)
 
 FIGSIZE = (5.6, 3.3)  # inches; the SVG scales to its grid cell, the PNG is this at PNG_DPI
 PNG_DPI = 150
@@ -109,7 +113,7 @@ def has_cjk(text: str) -> bool:
 
 
 def render(spec: ChartSpec, prefix: str) -> Chart:
-    rc = {
+    rc: dict[RcKeyType, Any] = {
         "svg.fonttype": "none",
         "svg.hashsalt": prefix,
         "font.family": list(font_family(any(has_cjk(x.run) for x in spec.series))),
@@ -137,7 +141,9 @@ def draw(spec: ChartSpec) -> Figure:
             ax.plot(*decimate(s.steps, ema(s.values, weight)), color=s.color, linewidth=1.8, label=s.run)
         else:
             few = len(s.steps) <= 25
-            marker = {"marker": "o", "markersize": 6 if len(s.steps) == 1 else 3.5} if few else {}
+            marker: dict[str, Any] = (
+                {"marker": "o", "markersize": 6 if len(s.steps) == 1 else 3.5} if few else {}
+            )
             ax.plot(*decimate(s.steps, s.values), color=s.color, linewidth=1.6, label=s.run, **marker)
     ax.set_title(spec.key, loc="left", fontsize=11, fontweight="bold", fontfamily="DejaVu Sans")
     if spec.smooth:

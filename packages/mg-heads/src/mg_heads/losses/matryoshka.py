@@ -23,8 +23,11 @@ def matryoshka(
     weights = [1.0] * len(dims) if weights is None else list(weights)
     if len(weights) != len(dims):
         raise ValueError(f"{len(dims)} dims but {len(weights)} weights")
-    total = 0.0
+    total: torch.Tensor | None = None
     for dim, weight in zip(dims, weights, strict=True):
         cut = [None if e is None else F.normalize(e[..., :dim], p=2, dim=-1) for e in embeddings]
-        total = total + weight * loss_fn(*cut, **loss_kwargs)
+        term = weight * loss_fn(*cut, **loss_kwargs)
+        total = term if total is None else total + term
+    if total is None:  # a float 0.0 would have no gradient to train on
+        raise ValueError("dims is empty: give at least one embedding size")
     return total
