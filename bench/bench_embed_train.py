@@ -143,7 +143,9 @@ def retrieval_quality(model_dir: Path, heldout: list[dict]) -> dict[str, float]:
 
     model = SentenceTransformer(str(model_dir), device="cpu")
     queries = model.encode([p["query"] for p in heldout], normalize_embeddings=True, convert_to_tensor=True)
-    answers = model.encode([p["positive"] for p in heldout], normalize_embeddings=True, convert_to_tensor=True)
+    answers = model.encode(
+        [p["positive"] for p in heldout], normalize_embeddings=True, convert_to_tensor=True
+    )
     ranked = (queries @ answers.T).argsort(dim=1, descending=True)[:, :10].tolist()
     ndcg = mrr = 0.0
     for i, top in enumerate(ranked):
@@ -225,7 +227,12 @@ def main() -> None:
         }
         (tmp / "mg.yaml").write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
         st_args = [str(data), args.model, str(tmp / "st"), str(args.batch_size), str(args.steps)]
-        st_args += [str(args.learning_rate), str(args.max_length), str(tmp / "st.json"), str(tmp / "st-model")]
+        st_args += [
+            str(args.learning_rate),
+            str(args.max_length),
+            str(tmp / "st.json"),
+            str(tmp / "st-model"),
+        ]
         for _ in range(args.repeats):
             mg = mg_train_times(tmp / "mg.yaml", tmp / "mg")
             rates["mg"].append(rate(mg, args.batch_size, args.warmup))

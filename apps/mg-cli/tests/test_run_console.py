@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import mg_train, write_config
 
 from mg_testing.datasets import classify_rows, write_jsonl
+
+# Real training runs of a few steps each (20-60 s on 2 cores): not part of `nox -s quick`.
+pytestmark = pytest.mark.slow
 
 # Seen in every tiny run before: DeepSpeed guessing the CPU at import, the MISSING-head table, torch's
 # pin_memory warning for each DataLoader, two checkpoints saved within a second, loading/saving bars.

@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import metrics, mg_train, write_config
 
 from mg_testing.datasets import classify_rows, embed_rows, pair_rows, write_jsonl
+
+# Real training runs of a few steps each (20-60 s on 2 cores): not part of `nox -s quick`.
+pytestmark = pytest.mark.slow
 
 # The `mg` umbrella, in a Python where sentence-transformers cannot be imported: evaluating an embedder must
 # not need it (it is no dependency of mg-eval's models extra).

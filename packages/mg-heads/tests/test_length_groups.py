@@ -5,13 +5,12 @@ import itertools
 
 import pytest
 import torch
+from conftest import assert_close
 from transformers import AutoTokenizer
 
 from mg_heads.embedding import EmbeddingModel
 from mg_heads.length_groups import cut_points, encode_groups, encode_length_groups
 from mg_heads.tokenize import encode_texts, ensure_pad_token
-
-from conftest import assert_close
 
 # Short and long rows mixed, as queries and answers are in one batch of FAQ data.
 TEXTS = [

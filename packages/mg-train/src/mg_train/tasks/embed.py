@@ -17,6 +17,15 @@ from mg_train.tasks.base import PoolingConfig
 
 @dataclass
 class Config(PoolingConfig):
+    # Batches of similar length (trainer.SimilarLengthBatches): embedding pairs mix short queries and long
+    # passages, and random batches spend a third of their positions on padding.
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={
+            "help": "random, sequential or group_by_length (default for embed: batches of similar length, "
+            "each drawn from a random group of 8 batches, so in-batch negatives stay varied)."
+        },
+    )
     temperature: float = field(
         default=0.05, metadata={"help": "InfoNCE temperature (sentence-transformers' scale 20 = 0.05)."}
     )
