@@ -13,8 +13,9 @@ The first --warmup steps are left out. Prints examples/s of each and the ratio (
 and the retrieval quality of both trained models on --heldout pairs that neither saw (each held-out query
 against all held-out answers, encoded by sentence-transformers from the saved folders): NDCG@10, MRR@10.
 
-mg-train's embed task encodes each column of a batch in chunks of similar length (mg_heads.length_groups),
-so it computes little on padding while keeping the batch, and so the in-batch negatives, as they are.
+mg-train's embed task computes little on padding: it draws batches of similar length from random groups of
+4 batches (its default train_sampling_strategy: group_by_length) and encodes each column of a batch in
+chunks of similar length (mg_heads.length_groups). Results and the card: bench/README.md.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ class Config(PoolingConfig):
         default="group_by_length",
         metadata={
             "help": "random, sequential or group_by_length (default for embed: batches of similar length, "
-            "each drawn from a random group of 8 batches, so in-batch negatives stay varied)."
+            "each drawn from a random group of 4 batches, so in-batch negatives stay varied)."
         },
     )
     temperature: float = field(
