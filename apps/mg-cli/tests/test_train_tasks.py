@@ -55,6 +55,7 @@ def loss_went_down(run_dir) -> None:
     assert last < first * 0.9, losses
 
 
+@pytest.mark.slow  # trains (10-20 s here): kept out of `nox -s quick`
 def test_classify_minilm_end_to_end(tmp_path, minilm_dir):
     rows = classify_rows(english=True)
     run_dir, proc = run(tmp_path, "classify", minilm_dir, rows, rows[:12], learning_rate=2e-4)
@@ -76,6 +77,7 @@ def test_classify_minilm_end_to_end(tmp_path, minilm_dir):
     assert (run_dir / "tb").is_dir() and (run_dir / "samples.jsonl").stat().st_size > 0
 
 
+@pytest.mark.slow  # trains (10-20 s here): kept out of `nox -s quick`
 def test_classify_tiny_decoder_lora(tmp_path, tiny_decoder_dir):
     run_dir, _ = run(
         tmp_path,
