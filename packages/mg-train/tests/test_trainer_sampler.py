@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import random
 
-import torch
-
 from mg_train.trainer import SimilarLengthBatches, text_length
 
 BATCH = 8
@@ -31,7 +29,7 @@ def padded_share(order: list[int], sizes: list[int]) -> float:
 
 def test_every_example_once_and_far_less_padding_than_random():
     sizes = lengths()
-    order = list(SimilarLengthBatches(BATCH, lengths=sizes, generator=torch.Generator().manual_seed(0)))
+    order = list(SimilarLengthBatches(BATCH, lengths=sizes, seed=0))
     assert sorted(order) == list(range(len(sizes)))
     shuffled = list(range(len(sizes)))
     random.Random(0).shuffle(shuffled)
@@ -41,13 +39,23 @@ def test_every_example_once_and_far_less_padding_than_random():
 def test_batches_come_from_small_random_groups_not_one_sort():
     """A global sort would put the same rows together every epoch; groups of GROUP batches mix them."""
     sizes = lengths()
-    first = list(SimilarLengthBatches(BATCH, lengths=sizes, generator=torch.Generator().manual_seed(0)))
-    second = list(SimilarLengthBatches(BATCH, lengths=sizes, generator=torch.Generator().manual_seed(1)))
+    first = list(SimilarLengthBatches(BATCH, lengths=sizes, seed=0))
+    second = list(SimilarLengthBatches(BATCH, lengths=sizes, seed=1))
     assert {frozenset(b) for b in batches(first)} != {frozenset(b) for b in batches(second)}
     group = SimilarLengthBatches.GROUP * BATCH
     for start in range(0, len(first), group):  # each group is a random draw: its lengths span the range
         chunk = [sizes[i] for i in first[start : start + group]]
         assert min(chunk) < 25 and max(chunk) > 100
+
+
+def test_the_order_depends_on_seed_and_epoch_only():
+    sizes = lengths()
+    sampler = SimilarLengthBatches(BATCH, lengths=sizes, seed=3)
+    first, second = list(sampler), list(sampler)
+    assert first != second  # a new order each epoch
+    resumed = SimilarLengthBatches(BATCH, lengths=sizes, seed=3)
+    resumed.set_epoch(1)
+    assert list(resumed) == second  # a resumed run (or another process) sees the same order
 
 
 def test_text_length_counts_every_text_of_an_example():

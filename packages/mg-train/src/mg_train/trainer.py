@@ -61,10 +61,14 @@ class PoolingTrainer(Trainer):
         """`train_sampling_strategy: group_by_length` for our datasets of examples (the HF sampler only measures
         tokenized rows), with small groups so that in-batch negatives stay varied."""
         dataset = train_dataset if train_dataset is not None else self.train_dataset
-        if self.args.train_sampling_strategy != "group_by_length" or not hasattr(dataset, "examples"):
+        examples = getattr(dataset, "examples", None)
+        if self.args.train_sampling_strategy != "group_by_length" or examples is None:
             return super()._get_train_sampler(train_dataset)
-        size = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        return SimilarLengthBatches(size, lengths=[text_length(ex) for ex in dataset.examples])
+        # One optimizer step's rows on every process together: the processes then split the same rows that
+        # one process would train on (a batch of similar lengths, whatever the number of processes).
+        args = self.args
+        size = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
+        return SimilarLengthBatches(size, lengths=[text_length(ex) for ex in examples], seed=args.seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = self.task.loss(model, dict(inputs), self.args)
@@ -149,10 +153,21 @@ class SimilarLengthBatches(LengthGroupedSampler):
 
     GROUP = 4
 
+    def __init__(self, batch_size: int, *, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the Trainer (through accelerate) before each epoch: the order is a function of seed and
+        epoch alone, so a resumed run and every process see the same order as an uninterrupted one."""
+        self.epoch = epoch
+
     def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1  # the next epoch's order, should nobody call set_epoch
         return iter(
             get_length_grouped_indices(
-                self.lengths, self.batch_size, mega_batch_mult=self.GROUP, generator=self.generator
+                self.lengths, self.batch_size, mega_batch_mult=self.GROUP, generator=generator
             )
         )
 
