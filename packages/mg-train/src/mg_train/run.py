@@ -31,9 +31,7 @@ def load_data(job: TrainJob) -> tuple[list[dict], list[dict]]:
     eval_ = list(iter_examples(job.data.eval_file, job.task)) if job.data.eval_file else []
     if not train:
         raise ConfigError(f"{job.data.train_file}: no training examples")
-    if not eval_ and job.data.val_size:
-        if not 0 < job.data.val_size < 1:
-            raise ConfigError(f"val_size must be between 0 and 1, not {job.data.val_size}")
+    if not eval_ and job.data.val_size:  # in (0, 1): DataArgs checks the range
         order = list(range(len(train)))
         random.Random(job.train.seed).shuffle(order)
         cut = max(1, int(len(train) * job.data.val_size))

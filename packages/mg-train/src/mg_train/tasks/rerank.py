@@ -13,7 +13,6 @@ import torch
 
 from mg_eval.backends.local import LocalModel
 from mg_train.args import at_least, one_of
-from mg_train.errors import ConfigError
 from mg_train.tasks.base import PoolingConfig, tokenize
 
 
@@ -37,13 +36,7 @@ class TaskData:
 
 
 def prepare(job, train, eval_) -> TaskData:
-    if job.train.rerank_loss not in ("listwise", "pointwise"):
-        raise ConfigError(f"rerank_loss must be listwise or pointwise, not {job.train.rerank_loss!r}")
-    if job.train.group_size < 2:
-        raise ConfigError(
-            f"group_size must be at least 2 (a positive and a negative), not {job.train.group_size}"
-        )
-    return TaskData()
+    return TaskData()  # group_size and rerank_loss are checked where the config is built (Config.limits)
 
 
 def build_model(job, data, tokenizer):
