@@ -7,7 +7,7 @@ from types import ModuleType
 from typing import Literal, get_args
 
 from mg_data.errors import DataError
-from mg_data.tasks import classify, embed, pairwise, pt, rerank, score, sft
+from mg_data.tasks import classify, embed, grpo, kto, pairwise, pt, rerank, score, sft
 
 # The task vocabulary of the whole project, defined once (mg-train, mg-eval and mg-heads use these names).
 # Generative tasks train a language model; pooling tasks train a head over pooled hidden states.
@@ -25,6 +25,8 @@ TASKS: dict[str, ModuleType] = {
     "classify": classify,
     "rm": pairwise,
     "dpo": pairwise,
+    "kto": kto,
+    "grpo": grpo,
     "embed": embed,
     "rerank": rerank,
     "score": score,
