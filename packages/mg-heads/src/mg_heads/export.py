@@ -6,11 +6,14 @@
 | rerank   | cross-encoder <Arch>ForSequenceClassification, num_labels 1, sigmoid     |
 | score    | cross-encoder <Arch>ForSequenceClassification, num_labels 1, regression  |
 | embed    | base model + sentence-transformers modules.json, 1_Pooling, 2_Normalize  |
+| pt, sft, dpo, kto, grpo, ppo | <Arch>ForCausalLM, tokenizer with its chat template, generation_config |
 
-Never value-head files, never a modules.json beside a classifier. LoRA is always merged (vLLM 0.8.5 rejects
-adapters with modules_to_save). Every folder gets `mg_export.json`: what it is, how it was trained and the
-exact `vllm serve` commands. The folder is built beside `out_dir` and renamed into place (an existing one is
-renamed away first, then deleted), so a reader never sees half a folder.
+Never value-head files, never a modules.json (beside a classifier or a causal LM). LoRA is always merged
+into the folder (vLLM 0.8.5 rejects adapters with modules_to_save); a generative model's adapter can also be
+written to a folder of its own, which vLLM serves on the base model with --enable-lora. Every folder gets
+`mg_export.json`: what it is, how it was trained and the exact `vllm serve` commands. The folder is built
+beside `out_dir` and renamed into place (an existing one is renamed away first, then deleted), so a reader
+never sees half a folder.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from peft import LoraConfig, PeftModel
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import GenerationConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from mg_data.tasks import POOLING_TASKS
+from mg_data.tasks import GENERATIVE_TASKS, POOLING_TASKS
 from mg_fs import atomic_dir
 from mg_heads import __version__
 from mg_heads.classification import head_spec, pad_token_id_for
@@ -36,7 +41,7 @@ from mg_heads.lora import is_lora, merge
 from mg_heads.pooling import is_encoder
 from mg_heads.tokenize import ensure_pad_token
 
-TASKS = POOLING_TASKS  # every pooling task exports (mg_data.tasks: the one task vocabulary)
+TASKS = POOLING_TASKS + GENERATIVE_TASKS  # every task exports (mg_data.tasks: the one task vocabulary)
 EXPORT_FILE = "mg_export.json"
 NEWEST_VLLM = "vllm>=0.33"  # the key of `serve` whose command `Export.serve_command` is
 
@@ -54,11 +59,18 @@ class Export:
     normalize: bool | None
     max_length: int
     serve: dict  # vLLM generation -> {"command": str | None, "note": ...}, as in mg_export.json
+    adapter: Path | None = None  # generative LoRA runs: the PEFT adapter folder written beside `path`
+    adapter_serve: dict | None = None  # like `serve`, for the adapter on its base model
 
     @property
     def serve_command(self) -> str:
         """The command that serves the folder on current vLLM."""
         return self.serve[NEWEST_VLLM]["command"]
+
+    @property
+    def adapter_serve_command(self) -> str | None:
+        """The command that serves the adapter on its base model on current vLLM (None without one)."""
+        return self.adapter_serve[NEWEST_VLLM]["command"] if self.adapter_serve else None
 
 
 # What sentence-transformers' CrossEncoder applies to the logit; vLLM reads the same key (problem_type first).
@@ -97,6 +109,7 @@ def export(
     normalize: bool | None = None,
     training: dict | None = None,
     matryoshka_dims: list[int] | None = None,
+    adapter_dir: str | Path | None = None,
 ) -> Export:
     """Write the vLLM-ready folder for `task` to `out_dir` (replacing it) and return what it wrote.
 
@@ -104,9 +117,24 @@ def export(
     LoRA adapters or without (LoRA is merged on a copy; the given model is left as it is). `labels` names
     the classify outputs (default: the config's id2label). `pooling`/`normalize` must agree with the
     EmbeddingModel when given. `training` is recorded as is in mg_export.json. Prints nothing.
+
+    Generative tasks take a transformers *ForCausalLM (with LoRA or not, or inside a training wrapper);
+    with `adapter_dir`, a LoRA model's adapter is also written there (see `export_causal_lm`).
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    if task in GENERATIVE_TASKS:
+        return export_causal_lm(
+            model,
+            tokenizer,
+            out_dir,
+            task=task,
+            max_length=max_length,
+            training=training,
+            adapter_dir=adapter_dir,
+        )
+    if adapter_dir is not None:
+        raise ValueError("adapter_dir is for generative tasks; a pooling export always merges its adapters")
     if matryoshka_dims and task != "embed":
         raise ValueError("matryoshka_dims only apply to task embed")
     model = merge(model, copy_first=True) if is_lora(model) else model
@@ -250,6 +278,205 @@ def _serve_085(model: str, task: str, arch: str, problem_type: str | None) -> di
         "command": f"vllm serve {model} --task classify --override-pooler-config {override}",
         "note": note,
     }
+
+
+# --- generative tasks: a plain *ForCausalLM folder, and the PEFT adapter beside it -------------------------
+
+# The ranks vLLM accepts for --max-lora-rank (LoRAConfig; 0.8.5 and 0.33 both take these).
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+
+def export_causal_lm(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: str | Path,
+    *,
+    task: str,
+    max_length: int,
+    training: dict | None = None,
+    adapter_dir: str | Path | None = None,
+) -> Export:
+    """Write `out_dir` as a plain *ForCausalLM folder that transformers loads and `vllm serve` serves as it
+    is: the weights (LoRA merged, on a copy), the tokenizer with its chat template, generation_config.json
+    (the model's, with the tokenizer's eos among its stop tokens and a pad id) and mg_export.json.
+
+    With `adapter_dir` (a LoRA model only), the PEFT adapter is written there first, with the tokenizer:
+    `PeftModel.from_pretrained(base, adapter_dir)` gives the merged folder's model. The model may be inside
+    a training wrapper (DDP, DeepSpeed's engine, torch.compile); the given model is left as it is.
+    """
+    if task not in GENERATIVE_TASKS:
+        raise ValueError(f"task must be one of {GENERATIVE_TASKS}, not {task!r}")
+    model = unwrap(model)
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    arch = type(base).__name__
+    if not isinstance(base, PreTrainedModel) or not arch.endswith("ForCausalLM"):
+        raise TypeError(f"task {task} exports a transformers ForCausalLM model, not {arch}")
+    if adapter_dir is not None and not isinstance(model, PeftModel):
+        raise ValueError("adapter_dir is for a LoRA model; this model has no adapters (finetuning_type full)")
+    if tokenizer.pad_token is None:
+        # Batched generation (transformers, our eval) pads; pad = eos, as the base model's users do.
+        tokenizer = copy.deepcopy(tokenizer)
+        ensure_pad_token(tokenizer)
+    dtype = DTYPE_NAMES.get(base.dtype, str(base.dtype).removeprefix("torch."))
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    adapter = adapter_info = None
+    with _no_progress_bars():
+        if adapter_dir is not None:
+            assert isinstance(model, PeftModel)  # checked above; narrows the type
+            adapter = Path(adapter_dir).resolve()
+            adapter_info = _write_adapter(model, tokenizer, adapter, dtype)
+        merged = merge(model, copy_first=True) if is_lora(model) else model
+        assert isinstance(merged, PreTrainedModel)  # a merged PeftModel is its base model
+        serve = generate_serve_commands(out_dir, dtype)
+        with atomic_dir(out_dir) as tmp:
+            merged.save_pretrained(tmp)
+            _generation_config(merged, tokenizer).save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            info = {
+                "format": 1,
+                "task": task,
+                "architecture": arch,
+                "dtype": dtype,
+                "chat_template": bool(tokenizer.chat_template),
+                "lora": _lora_summary(model) if isinstance(model, PeftModel) else None,
+                "adapter": str(adapter) if adapter else None,
+                "max_length": max_length,
+                "training": training,
+                "mg_heads_version": __version__,
+                "serve": serve,
+                "adapter_serve": adapter_info,
+            }
+            (tmp / EXPORT_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return Export(
+        path=out_dir,
+        task=task,
+        architecture=arch,
+        problem_type=None,
+        labels=None,
+        pooling=None,
+        normalize=None,
+        max_length=max_length,
+        serve=serve,
+        adapter=adapter,
+        adapter_serve=adapter_info,
+    )
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The transformers (or peft) model inside training wrappers: DDP, DataParallel, DeepSpeed's engine and
+    FSDP hold it as `module`, torch.compile as `_orig_mod`."""
+    while not isinstance(model, PreTrainedModel | PeftModel):
+        inner = getattr(model, "_orig_mod", None)
+        if inner is None:
+            inner = getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            raise TypeError(
+                f"expected a transformers model (or a training wrapper of one), not {type(model).__name__}"
+            )
+        model = inner
+    return model
+
+
+def _write_adapter(
+    model: PeftModel, tokenizer: PreTrainedTokenizerBase, adapter_dir: Path, dtype: str
+) -> dict:
+    """The adapter (before any merge: peft merges in place), with the tokenizer: vLLM serving the adapter on
+    the base model takes the tokenizer, and its chat template, from here (--tokenizer)."""
+    adapter_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(adapter_dir) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(tmp)
+    return adapter_serve_commands(adapter_dir, _lora_config(model), dtype)
+
+
+def _lora_config(model: PeftModel) -> LoraConfig:
+    config = model.peft_config[model.active_adapter]
+    if not isinstance(config, LoraConfig):
+        raise TypeError(f"expected LoRA adapters, not {type(config).__name__}")
+    return config
+
+
+def _lora_summary(model: PeftModel) -> dict:
+    config = _lora_config(model)
+    targets = config.target_modules
+    if isinstance(targets, set | list):
+        # peft expands "all-linear" to every module's full name; the kinds of layer say the same, shorter.
+        targets = sorted({name.rsplit(".", 1)[-1] for name in targets})
+    return {
+        "r": config.r,
+        "alpha": config.lora_alpha,
+        "target_modules": targets,
+        "base_model": config.base_model_name_or_path,
+    }
+
+
+def _generation_config(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> GenerationConfig:
+    """The model's generation config (the base model's, loaded with it), on a copy, with the tokenizer's eos
+    among the stop tokens (a chat template set for training ends turns with it; vLLM and generate stop on
+    these ids) and a pad id (generate warns and guesses without one)."""
+    if model.generation_config is not None:
+        config = copy.deepcopy(model.generation_config)
+    else:
+        config = GenerationConfig.from_model_config(model.config)
+    eos = config.eos_token_id
+    stops = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in stops:
+        stops.append(tokenizer.eos_token_id)
+    if stops:
+        config.eos_token_id = stops[0] if len(stops) == 1 else stops
+    if config.pad_token_id is None:
+        config.pad_token_id = tokenizer.pad_token_id
+    return config
+
+
+def generate_serve_commands(out_dir: Path, dtype: str) -> dict:
+    """`vllm serve` for the merged folder: the generate runner, nothing to convert. The dtype is stated
+    because vLLM's `auto` downcasts float32 weights to bf16/fp16 for generation (it keeps float32 only for
+    pooling models): the command serves the weights in the precision they were saved in."""
+    model = shlex.quote(str(out_dir))
+    new = {"command": f"vllm serve {model} --runner generate --dtype {dtype}"}
+    old = {"command": f"vllm serve {model} --task generate --dtype {dtype}"}
+    if dtype == "float32":
+        for entry in (new, old):
+            entry["note"] = "float32 weights served in float32; --dtype bfloat16 halves the memory"
+    return {NEWEST_VLLM: new, "vllm==0.8.5": old}
+
+
+def adapter_serve_commands(adapter_dir: Path, config: LoraConfig, dtype: str) -> dict:
+    """`vllm serve BASE --enable-lora --lora-modules NAME=ADAPTER`: the base model with the adapter as a
+    second model, NAME in requests. The tokenizer (and chat template) comes from the adapter folder."""
+    base = config.base_model_name_or_path
+    if not base:
+        entry: dict = {"command": None, "note": "the adapter does not name its base model"}
+        return {NEWEST_VLLM: entry, "vllm==0.8.5": entry}
+    if config.modules_to_save:
+        trained = sorted(config.modules_to_save)
+        note = f"the adapter trains {trained} in full (modules_to_save), which vLLM rejects"
+        entry = {"command": None, "note": note + "; serve the merged folder"}
+        return {NEWEST_VLLM: entry, "vllm==0.8.5": entry}
+    rank = next((r for r in VLLM_LORA_RANKS if r >= config.r), None)
+    if rank is None:
+        entry = {
+            "command": None,
+            "note": f"vLLM serves LoRA ranks up to {VLLM_LORA_RANKS[-1]}, not {config.r}",
+        }
+        return {NEWEST_VLLM: entry, "vllm==0.8.5": entry}
+    adapter = shlex.quote(str(adapter_dir))
+    name = shlex.quote(f"{adapter_name(adapter_dir)}={adapter_dir}")
+    command = (
+        f"vllm serve {shlex.quote(base)} --tokenizer {adapter} --enable-lora --lora-modules {name} "
+        f"--max-lora-rank {rank} --dtype {dtype}"
+    )
+    entry = {"command": command, "note": f"requests name the model {adapter_name(adapter_dir)!r}"}
+    return {NEWEST_VLLM: entry, "vllm==0.8.5": dict(entry)}
+
+
+def adapter_name(adapter_dir: Path) -> str:
+    """The served name of an adapter: its run's folder name (`<output_dir>/adapter` -> the output_dir's)."""
+    parent = adapter_dir.parent.name
+    return parent if adapter_dir.name == "adapter" and parent else adapter_dir.name
 
 
 @contextmanager

@@ -3,7 +3,8 @@
 Seq-cls tasks wrap the whole classifier (TaskType.SEQ_CLS) and put its head (`score`/`classifier`) in
 `modules_to_save`: the head is new, so it must train in full and be saved. Embed wraps the backbone of the
 EmbeddingModel (TaskType.FEATURE_EXTRACTION) in place. vLLM rejects adapters with modules_to_save, so
-exports always `merge` first.
+pooling exports always `merge` first. Generative tasks wrap the causal LM (TaskType.CAUSAL_LM) with
+nothing in `modules_to_save`: its head (lm_head) is pretrained, so the adapter alone is servable by vLLM.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import copy
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from torch import nn
 
+from mg_data.tasks import GENERATIVE_TASKS
 from mg_heads.classification import SEQ_CLS_TASKS, head_module_name
 from mg_heads.embedding import EmbeddingModel
 
@@ -25,9 +27,9 @@ def apply_lora(
     dropout: float = 0.0,
     target_modules: list[str] | str | None = None,
 ) -> nn.Module:
-    """Add LoRA adapters. A seq-cls model comes back as a PeftModel; an EmbeddingModel comes back itself
-    with `backbone` now a PeftModel. `target_modules=None` uses peft's per-architecture default (q/v
-    projections); "all-linear" targets every linear layer but the head."""
+    """Add LoRA adapters. A seq-cls model or a causal LM (generative tasks) comes back as a PeftModel; an
+    EmbeddingModel comes back itself with `backbone` now a PeftModel. `target_modules=None` uses peft's
+    per-architecture default (q/v projections); "all-linear" targets every linear layer but the head."""
     if task == "embed":
         if not isinstance(model, EmbeddingModel):
             raise TypeError(f"task embed needs an EmbeddingModel, not {type(model).__name__}")
@@ -40,8 +42,20 @@ def apply_lora(
         )
         model.backbone = get_peft_model(model.backbone, config)
         return model
+    if task in GENERATIVE_TASKS:
+        # "all-linear" leaves out the output layer for causal LMs (peft), so lm_head is never a target.
+        config = LoraConfig(
+            task_type=TaskType.CAUSAL_LM,
+            r=r,
+            lora_alpha=alpha,
+            lora_dropout=dropout,
+            target_modules=target_modules,
+        )
+        return get_peft_model(model, config)
     if task not in SEQ_CLS_TASKS:
-        raise ValueError(f"task must be embed or one of {SEQ_CLS_TASKS}, not {task!r}")
+        raise ValueError(
+            f"task must be embed, one of {SEQ_CLS_TASKS} or one of {GENERATIVE_TASKS}, not {task!r}"
+        )
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=r,
