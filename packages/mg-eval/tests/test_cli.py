@@ -1,5 +1,5 @@
-"""The `mg-eval` command as a user runs it: `report` (the page itself is tested in test_report*.py) and the
-checks of `run` (the metrics are tested in test_evaluate_*.py)."""
+"""The `mg-eval` command as a user runs it: `report` (the page itself is tested in test_report*.py), the
+checks of `run` (the metrics are tested in test_evaluate_*.py) and `score`."""
 
 import json
 import re
@@ -8,9 +8,10 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from conftest import mg_eval
+from conftest import metrics_json, mg_eval, write_jsonl
 
 from mg_eval.runlog import RunLogger
 
@@ -202,3 +203,99 @@ def test_reports_and_endpoints_work_without_torch(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 1 and "cannot reach the endpoint" in proc.stderr
+
+
+# --- `mg-eval score`: a predictions file scored without generating ---------------------------------------
+
+
+def mg_eval_script(*args) -> subprocess.CompletedProcess:
+    """The installed `mg-eval` console script itself (the entry point in pyproject.toml)."""
+    script = Path(sys.executable).with_name("mg-eval")
+    return subprocess.run([script, *map(str, args)], capture_output=True, text=True)
+
+
+PREDICTED = [
+    ("今天天气很好，我们去公园散步。", "今天天气不错，我们去公园走走吧。"),
+    ("The cat sat on the mat.", "The cat is sitting on the mat."),
+    ("我用Python写了一个web server。", "我用 Python 写了一个 HTTP 服务器。"),
+    ("", "The answer is 42."),
+]
+
+
+def test_score_reads_llamafactory_generated_predictions(tmp_path):
+    from mg_eval.metrics import llamafactory_metrics
+
+    rows = [{"prompt": f"question {i}", "predict": p, "label": r} for i, (p, r) in enumerate(PREDICTED)]
+    data = write_jsonl(tmp_path / "generated_predictions.jsonl", rows)
+    out = tmp_path / "results" / "today" / "metrics.json"  # its folders do not exist yet
+    proc = mg_eval_script("score", data, "--metrics-style", "llamafactory", "--output", out)
+    printed = metrics_json(proc)
+    expected = llamafactory_metrics([p for p, _ in PREDICTED], [r for _, r in PREDICTED])
+    assert {k: printed[k] for k in expected} == pytest.approx(expected, abs=1e-9)
+    assert printed["examples"] == 4 and printed["metrics_style"] == "llamafactory"
+    assert re.search(r"^bleu-4\s+\d+\.\d{4}$", proc.stdout, re.MULTILINE)  # the table
+    assert json.loads(out.read_text(encoding="utf-8")) == printed
+
+
+def test_score_reads_our_prediction_files_with_the_default_style(tmp_path):
+    from mg_eval.metrics import generation_metrics
+
+    rows = [
+        {"prediction": p, "reference": r} for p, r in PREDICTED
+    ]  # what `mg-eval run --predictions` writes
+    printed = metrics_json(mg_eval_script("score", write_jsonl(tmp_path / "p.jsonl", rows)))
+    expected = generation_metrics([p for p, _ in PREDICTED], [r for _, r in PREDICTED])
+    assert printed["metrics_style"] == "sacrebleu"
+    assert {k: printed[k] for k in expected} == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "reason"),
+    [
+        ('{"predict": "好的", "prompt": "q"}', "no label column"),
+        ('{"prediction": "x", "reference": null}', "reference is not a string: null"),
+        ('{"question": "q", "answer": "a"}', "no prediction: a row needs prediction and reference (or "
+         "LLaMA-Factory's predict and label); its columns: question, answer"),
+        ('{"predict": "好的", label: "x"}', "malformed JSON: Expecting property name enclosed in double quotes "
+         "at column 19"),
+    ],
+)  # fmt: skip
+def test_score_a_bad_row_is_one_line_with_file_and_line(tmp_path, bad_line, reason):
+    data = tmp_path / "p.jsonl"
+    good = json.dumps({"predict": "好的", "label": "好的"}, ensure_ascii=False)
+    data.write_text(f"{good}\n{good}\n{bad_line}\n{good}\n", encoding="utf-8")
+    out = tmp_path / "metrics.json"
+    proc = mg_eval_script("score", data, "--output", out)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {data}:3: {reason}"]
+    assert proc.stdout == "" and not out.exists()
+
+
+def test_score_an_empty_file_or_an_output_over_it(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    proc = mg_eval_script("score", empty)
+    assert (proc.returncode, proc.stderr.strip()) == (2, f"error: {empty}: no rows to score")
+    data = write_jsonl(tmp_path / "p.jsonl", [{"predict": "a", "label": "a"}])
+    before = data.read_bytes()
+    proc = mg_eval_script("score", data, "--output", data)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == f"error: --output {data} is the same file as PREDICTIONS {data}; nothing was written"
+    )
+    assert data.read_bytes() == before
+
+
+def test_score_llamafactory_style_without_its_extra_names_the_extra(tmp_path):
+    without_jieba = WITHOUT_TORCH.replace('sys.modules["torch"]', 'sys.modules["jieba"]')
+    data = write_jsonl(tmp_path / "p.jsonl", [{"predict": "好的", "label": "好的"}])
+    proc = subprocess.run(
+        [sys.executable, "-c", without_jieba, "score", data, "--metrics-style", "llamafactory"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: metrics_style llamafactory needs the llamafactory-metrics extra (jieba is missing): "
+        "pip install 'mg-eval[llamafactory-metrics]'"
+    ]

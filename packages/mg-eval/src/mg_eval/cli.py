@@ -1,4 +1,5 @@
-"""The `mg-eval` command: `run` scores a model folder or a served endpoint; `report` draws runs."""
+"""The `mg-eval` command: `run` scores a model folder or a served endpoint; `score` scores a file of
+predictions that is already written; `report` draws runs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from mg_data import DataError, iter_examples
 from mg_data.cli import run_cli
 from mg_eval.backends.endpoint import EndpointError, EndpointTimeout
 from mg_eval.evaluate import TASKS
+from mg_eval.metrics import METRICS_STYLES, MissingMetricsExtra, check_metrics_style, generation_metrics
 from mg_eval.runlog import write_json_atomic
 
 
@@ -168,6 +170,92 @@ def open_backend(model_dir, endpoint, served_model, device, batch_size, max_leng
         return LocalModel(model_dir, device=device, batch_size=batch_size, max_length=max_length)
     except (FileNotFoundError, MissingExtra) as e:
         raise DataError(str(e)) from None
+
+
+# The columns a predictions file may name its pair by: ours (`mg-eval run --predictions` writes these) and
+# LLaMA-Factory's generated_predictions.jsonl (which also has `prompt`; other columns are ignored).
+PAIR_COLUMNS = (("prediction", "reference"), ("predict", "label"))
+
+
+@cli.command()
+@click.argument("predictions_file", metavar="PREDICTIONS", type=click.Path(dir_okay=False))
+@click.option(
+    "--metrics-style",
+    type=click.Choice(METRICS_STYLES),
+    default="sacrebleu",
+    show_default=True,
+    help="sacrebleu: corpus BLEU, chrF, ROUGE; llamafactory: LLaMA-Factory's per-sample BLEU-4 and ROUGE "
+    "on jieba words (the llamafactory-metrics extra).",
+)
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the metrics JSON here.")
+def score(predictions_file, metrics_style, output):
+    """Score a file of predictions (JSONL, JSON or Parquet) against its references without generating.
+
+    Each row holds `prediction` and `reference`, or LLaMA-Factory's `predict` and `label` (its
+    generated_predictions.jsonl as it is). Prints the metrics as a table and as JSON.
+    """
+    from mg_fs import refuse_same_files
+
+    try:
+        check_metrics_style(metrics_style)
+    except MissingMetricsExtra as e:
+        raise DataError(str(e)) from None
+    refuse_same_files({"PREDICTIONS": predictions_file}, {"--output": output})
+    if output:
+        ensure_parent("--output", Path(output))
+    predictions, references = read_pairs(predictions_file)
+    summary = {
+        "predictions": predictions_file,
+        "metrics_style": metrics_style,
+        "examples": len(predictions),
+        **generation_metrics(predictions, references, style=metrics_style),
+    }
+    click.echo(_table(summary))
+    click.echo(json.dumps(summary, ensure_ascii=False))
+    if output:
+        write_json_atomic(Path(output), summary)
+
+
+def read_pairs(path: str) -> tuple[list[str], list[str]]:
+    """Every row's prediction and reference; the first bad row ends it as `PATH:LINE: why`."""
+    from mg_data.io import iter_rows
+
+    predictions, references = [], []
+    for line, row, error in iter_rows(path):
+        try:
+            if error:
+                raise ValueError(error)
+            prediction, reference = row_pair(row)
+        except ValueError as e:
+            raise DataError(f"{path}:{line}: {e}") from None
+        predictions.append(prediction)
+        references.append(reference)
+    if not predictions:
+        raise DataError(f"{path}: no rows to score")
+    return predictions, references
+
+
+def row_pair(row) -> tuple[str, str]:
+    if not isinstance(row, dict):
+        raise ValueError(f"a row is a JSON object with prediction and reference, not {type(row).__name__}")
+    for names in PAIR_COLUMNS:
+        if any(name in row for name in names):
+            prediction, reference = (row_text(row, name) for name in names)
+            return prediction, reference
+    found = ", ".join(row) or "none"
+    raise ValueError(
+        f"no prediction: a row needs prediction and reference (or LLaMA-Factory's predict and label); "
+        f"its columns: {found}"
+    )
+
+
+def row_text(row: dict, name: str) -> str:
+    if name not in row:
+        raise ValueError(f"no {name} column")
+    value = row[name]
+    if not isinstance(value, str):
+        raise ValueError(f"{name} is not a string: {json.dumps(value, ensure_ascii=False)[:60]}")
+    return value
 
 
 @cli.command()

@@ -14,7 +14,10 @@ from mg_eval.metrics.classification import (
     roc_auc,
 )
 from mg_eval.metrics.generation import (
+    METRICS_STYLES,
+    MetricsStyle,
     bleu,
+    check_metrics_style,
     chrf,
     exact_match,
     generation_metrics,
@@ -22,6 +25,7 @@ from mg_eval.metrics.generation import (
     rouge,
     rouge_tokenize,
 )
+from mg_eval.metrics.llamafactory_style import MissingMetricsExtra, llamafactory_metrics
 from mg_eval.metrics.preference import mean_margin, pairwise_accuracy, preference_metrics
 from mg_eval.metrics.regression import mae, mse, pearson, regression_metrics, spearman
 from mg_eval.metrics.retrieval import (
@@ -35,9 +39,13 @@ from mg_eval.metrics.retrieval import (
 )
 
 __all__ = [
+    "METRICS_STYLES",
+    "MetricsStyle",
+    "MissingMetricsExtra",
     "accuracy",
     "average_precision",
     "bleu",
+    "check_metrics_style",
     "chrf",
     "classification_metrics",
     "classification_report",
@@ -45,6 +53,7 @@ __all__ = [
     "dcg_at_k",
     "exact_match",
     "generation_metrics",
+    "llamafactory_metrics",
     "mae",
     "mean_margin",
     "mse",

@@ -3,6 +3,10 @@
 BLEU, chrF and ROUGE are on a 0-100 scale (as sacrebleu and LLaMA-Factory report them); exact match
 is on 0-1. `references` may hold one reference string per prediction, or a list of reference strings
 per prediction (the lists may differ in length).
+
+Two definitions of BLEU and ROUGE (`generation_metrics(..., style=)`): "sacrebleu" (corpus BLEU,
+rouge_score's ROUGE, the functions below) and "llamafactory" (LLaMA-Factory's per-sample definitions,
+in llamafactory_style.py, for users who compare with its numbers).
 """
 
 from __future__ import annotations
@@ -11,10 +15,14 @@ import math
 import re
 from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import Literal, get_args
 
 from mg_eval.metrics._common import CJK_RANGES, check_pair, has_cjk
+from mg_eval.metrics.llamafactory_style import check_available, llamafactory_metrics
 
 References = Sequence[str] | Sequence[Sequence[str]]
+MetricsStyle = Literal["sacrebleu", "llamafactory"]
+METRICS_STYLES: tuple[str, ...] = get_args(MetricsStyle)
 
 # One CJK character, or a run of letters/digits that are not CJK ([^\W_] = word characters but "_").
 _TOKEN_RE = re.compile(f"[{CJK_RANGES}]|[^\\W_{CJK_RANGES}]+")
@@ -121,8 +129,28 @@ def perplexity(mean_loss: float) -> float:
         return math.inf
 
 
-def generation_metrics(predictions: Sequence[str], references: References) -> dict[str, float]:
-    """bleu, chrf, rouge1, rouge2, rougeL (0-100) and exact_match (0-1) in one dict."""
+def check_metrics_style(style: str) -> None:
+    """Raise now rather than at the first evaluation of a long run: ValueError for a name that is not a
+    style, MissingMetricsExtra when style "llamafactory" lacks its extra."""
+    if style not in METRICS_STYLES:
+        raise ValueError(f"unknown metrics style {style!r}; use one of: {', '.join(METRICS_STYLES)}")
+    if style == "llamafactory":
+        check_available()
+
+
+def generation_metrics(
+    predictions: Sequence[str], references: References, *, style: MetricsStyle = "sacrebleu"
+) -> dict[str, float]:
+    """BLEU and ROUGE in one dict, by one of two definitions:
+
+    style "sacrebleu": bleu, chrf, rouge1, rouge2, rougeL (0-100) and exact_match (0-1), from the
+    functions above. style "llamafactory": bleu-4, rouge-1, rouge-2, rouge-l (0-100) as LLaMA-Factory
+    computes them (llamafactory_style.py); needs the llamafactory-metrics extra (MissingMetricsExtra
+    says so) and one reference per prediction.
+    """
+    check_metrics_style(style)
+    if style == "llamafactory":
+        return llamafactory_metrics(predictions, references)
     return {
         "bleu": bleu(predictions, references),
         "chrf": chrf(predictions, references),
