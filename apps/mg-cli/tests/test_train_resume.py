@@ -20,7 +20,7 @@ from conftest import mg_train, write_config
 from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 
-from mg_testing.datasets import classify_rows, embed_rows, write_jsonl
+from mg_testing.datasets import classify_rows, embed_rows, pair_rows, write_jsonl
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -211,3 +211,55 @@ def test_zero3_two_processes_killed_and_resumed(tmp_path, tiny_encoder_dir):
         texts, convert_to_tensor=True
     )
     torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+
+
+def generative_config(tmp_path: Path, task: str, model: Path) -> Path:
+    """60 steps of 4 (sft: packed rows of chats; dpo: preference pairs), a checkpoint every 5 steps."""
+    if task == "sft":
+        rows = [
+            {
+                "messages": [
+                    {"role": "user", "content": f"Where did order {i} go?"},
+                    {"role": "assistant", "content": f"Order {i} is on its way to " + "the depot " * (i % 5)},
+                ]
+            }
+            for i in range(40)
+        ]
+        extra = {"packing": True, "max_length": 64}
+    else:
+        rows, extra = pair_rows(), {"max_length": 64}
+    return write_config(
+        tmp_path / f"{task}.yaml",
+        task=task,
+        model_name_or_path=str(model),
+        train_file=str(write_jsonl(tmp_path / "train.jsonl", rows)),
+        output_dir=str(tmp_path / "straight"),
+        max_steps=60,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=5,
+        learning_rate=1e-3,
+        seed=0,
+        **extra,
+    )
+
+
+@pytest.mark.slow  # two trainings and a kill
+@pytest.mark.parametrize("task", ["sft", "dpo"])
+def test_generative_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_decoder_dir, task):
+    config = generative_config(tmp_path, task, tiny_decoder_dir)
+    proc = mg_train(config)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    straight = losses_by_step(tmp_path / "straight")
+    assert sorted(straight) == list(range(1, 61))
+
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "mg_cli.train", str(config), "--output-dir", str(run_dir)]
+    kill_after_checkpoint(command, run_dir, step=10)
+    proc = mg_train(config, "--output-dir", run_dir, "--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = losses_by_step(run_dir)
+    assert sorted(resumed) == list(range(1, 61))
+    assert [resumed[s] for s in range(1, 61)] == pytest.approx([straight[s] for s in range(1, 61)], abs=1e-5)
+    assert_same_weights(run_dir / "model", tmp_path / "straight" / "model", atol=1e-5)

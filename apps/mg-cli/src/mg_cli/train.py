@@ -171,11 +171,11 @@ def help_request(argv: list[str]) -> tuple[str | None, bool] | None:
 
 def help_text(task: str | None, everything: bool) -> str:
     """The keys mg-train reads, generated from the config fields (mg_train.config.help_groups)."""
-    from mg_data.tasks import GENERATIVE_TASKS, POOLING_TASKS
     from mg_train.config import help_groups, task_summaries
+    from mg_train.tasks import TASKS
 
-    if task is not None and task not in POOLING_TASKS:
-        raise UsageError(f"--task {task}: not one of {', '.join(POOLING_TASKS)}")
+    if task is not None and task not in TASKS:
+        raise UsageError(f"--task {task}: not one of {', '.join(TASKS)}")
     out = [USAGE.split("\n\nAny config key")[0], ""]
     out += wrap(
         "Every key below can be given in CONFIG.yaml or as a flag (--learning-rate 1e-4, --num_train_epochs=2); "
@@ -184,10 +184,10 @@ def help_text(task: str | None, everything: bool) -> str:
         "",
     )
     out += ["", "tasks (task:, or LLaMA-Factory's stage:):"]
-    width = max(map(len, POOLING_TASKS))
+    width = max(map(len, TASKS))
     for name, summary in task_summaries():
         out += wrap(summary, f"  {name:<{width}}  ", " " * (width + 4))
-    out += wrap(f"generative ({', '.join(GENERATIVE_TASKS)}): not trained by mg-train yet", "  ")
+    out += wrap("ppo: not in the pinned TRL (it has no PPO trainer); grpo trains from the same rewards", "  ")
     for title, fields in help_groups(task, everything=everything):
         out += ["", f"{title}:"]
         for f in fields:

@@ -15,7 +15,7 @@ def chatml_tokenizer_dir() -> Path:
 
 
 def tiny_decoder_dir(arch: str = "qwen2") -> Path:
-    """Folder of the tiny random decoder, "qwen2" or "llama", with its ChatML tokenizer."""
+    """Folder of the tiny random decoder, "qwen2", "llama" or "qwen3_moe", with its ChatML tokenizer."""
     if arch not in DECODER_CLASSES:
         raise ValueError(f"arch must be one of {sorted(DECODER_CLASSES)}, not {arch!r}")
     return cached_build(tiny_key(f"tiny-{arch}"), partial(build_tiny_decoder, arch=arch))

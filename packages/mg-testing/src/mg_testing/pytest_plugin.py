@@ -47,6 +47,12 @@ def tiny_llama_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_moe_dir() -> Path:
+    """Tiny random Qwen3MoeForCausalLM folder (4 experts, 2 per token) with the ChatML tokenizer."""
+    return cached.tiny_decoder_dir("qwen3_moe")
+
+
+@pytest.fixture(scope="session")
 def tiny_encoder_dir() -> Path:
     """Tiny random BertModel folder with a WordPiece tokenizer."""
     return cached.tiny_encoder_dir()

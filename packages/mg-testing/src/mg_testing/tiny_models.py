@@ -16,7 +16,14 @@ from mg_testing.tokenizers import (
 )
 
 # arch -> (config class, model class) in transformers.
-DECODER_CLASSES = {"qwen2": ("Qwen2Config", "Qwen2ForCausalLM"), "llama": ("LlamaConfig", "LlamaForCausalLM")}
+DECODER_CLASSES = {
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
+    "llama": ("LlamaConfig", "LlamaForCausalLM"),
+    # A mixture of experts in Qwen3-MoE's shape: a router per layer, 4 experts, 2 per token.
+    "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM"),
+}
+# What the MoE shape adds to the tiny size (head_dim: Qwen3 configs default to 128, not hidden / heads).
+MOE_SIZE = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, head_dim=32)
 SEED = 0
 
 # Small enough to build and run in milliseconds, but with grouped-query attention (2 kv heads for 4 heads)
@@ -43,7 +50,8 @@ TINY_ENCODER_SIZE = dict(
 
 
 def build_tiny_decoder(out_dir: str | Path, arch: str = "qwen2") -> Path:
-    """Save a random Qwen2ForCausalLM or LlamaForCausalLM with the ChatML tokenizer in `out_dir`.
+    """Save a random Qwen2ForCausalLM, LlamaForCausalLM or Qwen3MoeForCausalLM with the ChatML tokenizer in
+    `out_dir`.
 
     Same seed, same weights: two builds with one torch version give identical files.
     """
@@ -63,7 +71,8 @@ def build_tiny_decoder(out_dir: str | Path, arch: str = "qwen2") -> Path:
         # Like Qwen2: the tokenizer adds no bos, and the config names <|endoftext|>.
         bos_token_id=tokenizer.convert_tokens_to_ids(ENDOFTEXT),
     )
-    config = config_class(vocab_size=len(tokenizer), **TINY_DECODER_SIZE, **special_ids)
+    size = {**TINY_DECODER_SIZE, **(MOE_SIZE if arch.endswith("_moe") else {})}
+    config = config_class(vocab_size=len(tokenizer), **size, **special_ids)
     # fork_rng: seeding must not change the random stream of the test that asked for the build.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)

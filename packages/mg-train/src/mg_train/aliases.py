@@ -21,6 +21,13 @@ ALIASES: dict[str, str | None] = {
     "lora_target": "lora_target_modules",
     "eval_dataset": "eval_file",
     "max_samples": None,  # handled below (no silent truncation support yet): rejected with a clear message
+    # LLaMA-Factory's RLHF arguments (dpo, kto): our keys are TRL's names
+    "pref_beta": "beta",
+    "pref_loss": "loss_type",
+    "dpo_label_smoothing": "label_smoothing",
+    "kto_chosen_weight": "desirable_weight",
+    "kto_rejected_weight": "undesirable_weight",
+    "neat_packing": "packing",  # LLaMA-Factory's packing without cross-attention: what our packing does
     # TRL / sentence-transformers / HF datasets
     "max_seq_length": "max_length",
     "model_name": "model_name_or_path",
@@ -38,7 +45,6 @@ ALIASES: dict[str, str | None] = {
 # Accepted so that LLaMA-Factory YAMLs load, but meaningless for pooling tasks (no chat template is applied);
 # config.parse drops them unless a config of ours has a field of that name.
 IGNORED = {
-    "template",
     "do_train",
     "do_eval",
     "overwrite_cache",

@@ -76,6 +76,7 @@ LIMITS: dict[str, Limit] = {
     "eval_steps": positive(),
     "save_steps": positive(),
     "dataloader_num_workers": at_least(0),
+    "quantization_bit": Limit(lambda v: v in (4, 8), "4 or 8"),
 }
 
 
@@ -94,7 +95,18 @@ class ModelArgs:
         default=None, metadata={"help": "embed: cls, mean or last (default by backbone)."}
     )
     normalize: bool = field(default=True, metadata={"help": "embed: L2-normalize embeddings."})
-    max_length: int = field(default=512, metadata={"help": "Truncate inputs to this many tokens."})
+    max_length: int = field(
+        default=512,
+        metadata={
+            "help": "Truncate inputs to this many tokens (generative: also the length of a packed row)."
+        },
+    )
+    quantization_bit: int | None = field(
+        default=None,
+        metadata={
+            "help": "Generative, CUDA only: load the model in 4 (QLoRA) or 8 bits (bitsandbytes); LoRA."
+        },
+    )
     trust_remote_code: bool = field(
         default=False,
         metadata={
@@ -113,6 +125,33 @@ class ModelArgs:
                 key="trust_remote_code",
             )
         check_model_folder(self.model_name_or_path)
+        if self.quantization_bit:
+            check_quantization(self.quantization_bit, self.finetuning_type)
+
+
+def check_quantization(bits: int, finetuning_type: str) -> None:
+    """bitsandbytes quantization trains LoRA adapters on a frozen model, on CUDA only: said before any data
+    is read."""
+    import importlib.util
+
+    import torch
+
+    if finetuning_type != "lora":
+        raise ConfigError(
+            f"quantization_bit: {bits} trains LoRA adapters on a frozen quantized model: set finetuning_type: lora",
+            key="quantization_bit",
+        )
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"quantization_bit: {bits} (QLoRA, bitsandbytes) needs a CUDA GPU and this machine has none; remove "
+            "the key to train LoRA in full precision",
+            key="quantization_bit",
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(
+            f"quantization_bit: {bits} needs bitsandbytes: pip install 'mg-train[qlora]'",
+            key="quantization_bit",
+        )
 
 
 @dataclass
@@ -126,6 +165,13 @@ class DataArgs:
     )
     preview_samples: int = field(
         default=3, metadata={"help": "Samples printed (as the model sees them) before step 1."}
+    )
+    template: str | None = field(
+        default=None,
+        metadata={
+            "help": "Generative: the chat template for a tokenizer without one (chatml, qwen, qwen3, llama3, ...; "
+            "LLaMA-Factory's names). A tokenizer's own template is always used."
+        },
     )
 
     def __post_init__(self):

@@ -16,17 +16,16 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from mg_data.tasks import GENERATIVE_TASKS, POOLING_TASKS
 from mg_train.aliases import ALIASES, IGNORED, apply_aliases
 from mg_train.args import LIMITS, DataArgs, ModelArgs, TrainJob, matches, shown, type_hints, type_name
 from mg_train.errors import ConfigError
-from mg_train.tasks import get
-from mg_train.tasks.base import PoolingConfig
+from mg_train.tasks import TASKS, get, is_generative
+from mg_train.tasks.base import TaskConfig
 
 __all__ = ["ConfigError", "DataArgs", "ModelArgs", "TrainJob", "config_class", "help_groups", "parse"]
 
 
-def config_class(task: str) -> type[PoolingConfig]:
+def config_class(task: str) -> type[TaskConfig]:
     return get(task).Config
 
 
@@ -43,16 +42,12 @@ def parse(
     task = mapping.pop("task", None)
     if task is None:
         raise ConfigError(
-            f"{source}: missing 'task' (one of {', '.join(POOLING_TASKS)}; LLaMA-Factory's 'stage' works too)"
+            f"{source}: missing 'task' (one of {', '.join(TASKS)}; LLaMA-Factory's 'stage' works too)"
         )
-    if task in GENERATIVE_TASKS:
-        raise ConfigError(
-            f"{source}: task {task!r} is generative; run it through the LLaMA-Factory backend "
-            "(mg-train --llamafactory) until mg-train's own generative trainers land"
-        )
-    if task not in POOLING_TASKS:
-        raise ConfigError(f"{at('task')}: task {task!r} is not one of {', '.join(POOLING_TASKS)}")
-    cls = config_class(task)
+    try:
+        cls = config_class(task)
+    except ConfigError as e:
+        raise ConfigError(f"{at('task')}: {e}") from None
     groups = {"model": ModelArgs, "data": DataArgs, "train": cls}
     names = {g: {f.name for f in dataclasses.fields(c) if f.init} for g, c in groups.items()}
     valid = set().union(*names.values())
@@ -67,6 +62,10 @@ def parse(
         g: {k: _coerce(c, k, v, at(k)) for k, v in mapping.items() if k in names[g]}
         for g, c in groups.items()
     }
+    if parts["model"].get("quantization_bit") and not is_generative(task):
+        raise ConfigError(
+            f"{at('quantization_bit')}: quantization_bit is for the generative tasks, not {task}"
+        )
     for group, key in (("model", "model_name_or_path"), ("data", "train_file"), ("train", "output_dir")):
         if parts[group].get(key) is None:
             raise ConfigError(f"{source}: missing {key!r}")
@@ -143,8 +142,8 @@ REQUIRED = {"model_name_or_path", "train_file", "output_dir"}
 def help_groups(task: str | None = None, *, everything: bool = False) -> list[tuple[str, list[FieldHelp]]]:
     """(title, fields) for --help: model and data fields, the training fields mg-train sets a default for or
     checks, the task's own fields when `task` is given, and with `everything` all other TrainingArguments."""
-    base = PoolingConfig if task is None else config_class(task)
-    shared = {f.name for f in dataclasses.fields(PoolingConfig) if f.init}
+    base = TaskConfig if task is None else config_class(task)
+    shared = {f.name for f in dataclasses.fields(TaskConfig) if f.init}
     ours = _our_training_defaults()
     shown_names = [
         n for n in sorted(shared) if n in ours or n in LIMITS or n in TRAINING_SHOWN or n in _eval_defaults()
@@ -173,7 +172,7 @@ def _fields(cls, names: list[str]) -> list[FieldHelp]:
     for alias, target in ALIASES.items():
         if target:
             aliases.setdefault(target, []).append(alias)
-    evals = _eval_defaults(cls) if issubclass(cls, PoolingConfig) else {}
+    evals = _eval_defaults(cls) if issubclass(cls, TaskConfig) else {}
     out = []
     for name in names:
         f = by_name[name]
@@ -211,17 +210,17 @@ def _yaml(value: Any) -> str:
 
 
 def _our_training_defaults() -> set[str]:
-    """PoolingConfig fields whose default is not TrainingArguments' own."""
+    """TaskConfig fields whose default is not TrainingArguments' own."""
     theirs = {f.name: f for f in dataclasses.fields(TrainingArguments)}
     return {
         f.name
-        for f in dataclasses.fields(PoolingConfig)
+        for f in dataclasses.fields(TaskConfig)
         if f.init and (f.name not in theirs or _default(f) != _default(theirs[f.name]))
     }
 
 
-def _eval_defaults(cls: type[PoolingConfig] = PoolingConfig) -> dict[str, str]:
-    """Defaults that depend on whether there is eval data (PoolingConfig.defaults_for)."""
+def _eval_defaults(cls: type[TaskConfig] = TaskConfig) -> dict[str, str]:
+    """Defaults that depend on whether there is eval data (TaskConfig.defaults_for)."""
     without, with_eval = cls.defaults_for(has_eval=False), cls.defaults_for(has_eval=True)
     return {
         key: f"{_yaml(without[key]) if key in without else 'HF default'} "
@@ -233,7 +232,7 @@ def _eval_defaults(cls: type[PoolingConfig] = PoolingConfig) -> dict[str, str]:
 def task_summaries() -> list[tuple[str, str]]:
     """(task, the first line of its module's docstring) for every task mg-train trains."""
     out: list[tuple[str, str]] = []
-    for task in POOLING_TASKS:
+    for task in TASKS:
         doc = (get(task).__doc__ or "").strip()
         line = doc.split("\n\n")[0].replace("\n", " ")
         out.append((task, line.split(": ", 1)[1] if line.startswith(task) and ": " in line else line))

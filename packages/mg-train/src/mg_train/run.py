@@ -6,10 +6,14 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeGuard
 
 from mg_data import iter_examples
 from mg_train.config import ConfigError, TrainJob
 from mg_train.resume import check_output_dir, complete_checkpoint, resolve_resume
+
+if TYPE_CHECKING:
+    from mg_train.tasks import GenerativeModule
 
 
 class ListDataset:
@@ -51,7 +55,7 @@ def train(job: TrainJob, *, log=print) -> dict:
     from mg_train.console import quiet_model_loading, summary_lines
     from mg_train.launch import distributed_args
     from mg_train.preview import format_preview, preview_samples
-    from mg_train.tasks import get
+    from mg_train.tasks import get, is_generative
     from mg_train.trainer import (
         DiskFull,
         Interrupted,
@@ -62,6 +66,7 @@ def train(job: TrainJob, *, log=print) -> dict:
     )
 
     task = get(job.task)
+    generative = is_generative(job.task)
     job.train = distributed_args(job.train)  # torchrun on a CPU-only machine: see launch.py
     is_main = int(os.environ.get("RANK", "0")) == 0
     check_output_dir(job, log if is_main else None)
@@ -77,9 +82,15 @@ def train(job: TrainJob, *, log=print) -> dict:
         )
     tokenizer = AutoTokenizer.from_pretrained(job.model.model_name_or_path)
     ensure_pad_token(tokenizer)  # decoders without a pad token pad with eos (mg-heads README: pad == eos)
-    collate = task.collate(tokenizer, job, task_data)
-
-    samples = preview_samples(train_examples, collate, tokenizer, job.task, job.data.preview_samples)
+    first = train_examples[: job.data.preview_samples]
+    if is_generative_module(task, generative):
+        note = task.prepare_tokenizer(job, tokenizer)
+        if note and is_main:
+            log(note)
+        samples = task.preview(job, task_data, tokenizer, first) if first else []
+    else:
+        collate = task.collate(tokenizer, job, task_data)
+        samples = preview_samples(train_examples, collate, tokenizer, job.task, job.data.preview_samples)
     if is_main and samples:
         log(
             f"data preview: {len(train_examples)} train / {len(eval_examples)} eval examples; first samples as "
@@ -100,19 +111,31 @@ def train(job: TrainJob, *, log=print) -> dict:
     stop = StopOnSignal(log)
     if int(os.environ.get("WORLD_SIZE", "1")) == 1 and stop.install():
         callbacks.append(stop)
-    trainer = PoolingTrainer(
-        model=model,
-        args=job.train,
-        train_dataset=ListDataset(train_examples),
-        eval_dataset=ListDataset(eval_examples) if eval_examples else None,
-        data_collator=collate,
-        processing_class=tokenizer,
-        callbacks=callbacks,
-        job=job,
-        task_module=task,
-        task_data=task_data,
-        eval_examples=eval_examples,
-    )
+    if is_generative_module(task, generative):
+        trainer = task.trainer(
+            job,
+            task_data,
+            model=model,
+            tokenizer=tokenizer,
+            train=train_examples,
+            eval_=eval_examples,
+            callbacks=callbacks,
+            log=log if is_main else (lambda line: None),
+        )
+    else:
+        trainer = PoolingTrainer(
+            model=model,
+            args=job.train,
+            train_dataset=ListDataset(train_examples),
+            eval_dataset=ListDataset(eval_examples) if eval_examples else None,
+            data_collator=collate,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+            job=job,
+            task_module=task,
+            task_data=task_data,
+            eval_examples=eval_examples,
+        )
     try:
         with quiet_model_loading(None):  # load_best_model_at_end reloads a checkpoint
             outcome = trainer.train(resume_from_checkpoint=resume)
@@ -202,6 +225,7 @@ def final_evaluation(trainer, job: TrainJob, logger, outcome) -> tuple[dict, int
 def build_model(job: TrainJob, task, task_data, tokenizer):
     """The task's model, with LoRA adapters when finetuning_type is lora."""
     model = task.build_model(job, task_data, tokenizer)
+    target = job.model.lora_target_modules
     if job.model.finetuning_type == "lora":
         from mg_heads.lora import apply_lora
 
@@ -211,9 +235,15 @@ def build_model(job: TrainJob, task, task_data, tokenizer):
             r=job.model.lora_r,
             alpha=job.model.lora_alpha,
             dropout=job.model.lora_dropout,
-            target_modules=job.model.lora_target_modules,
+            # LLaMA-Factory's `all`: every linear layer but the head (peft's name for it)
+            target_modules="all-linear" if target in ("all", ["all"]) else target,
         )
     return model
+
+
+def is_generative_module(task, generative: bool) -> TypeGuard[GenerativeModule]:
+    """Narrows the task module for the type checker: generative modules build their own trainer."""
+    return generative
 
 
 def _exportable(trainer, build):

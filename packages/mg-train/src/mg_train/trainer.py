@@ -1,22 +1,26 @@
-"""The HF Trainer with the task's loss, evaluation through mg-eval, and the mg-eval run log; and the ways a
-run stops early (a diverged loss, a full disk, Ctrl-C/SIGTERM) as exceptions that say what is on disk."""
+"""The pooling tasks' HF Trainer (the task's loss, evaluation through mg-eval), the run log callback and the
+Ctrl-C/SIGTERM stop. The stop exceptions and the NaN/disk-full guards every trainer shares are in guards.py."""
 
 from __future__ import annotations
 
-import errno
 import math
-import shutil
 import signal
 import threading
-from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
-from transformers.trainer_utils import get_last_checkpoint
 
 from mg_eval.evaluate import evaluate as evaluate_task
 from mg_eval.runlog import RunLogger
+from mg_train.guards import (  # noqa: F401  re-exported: the CLI and run.py name them from here
+    DiskFull,
+    Diverged,
+    Guards,
+    Interrupted,
+    TrainingStopped,
+    disk_full,
+)
 
 # Run-level values of the last log line: run.py writes them to the run log's summary, not as train points.
 SUMMARY_KEYS = {
@@ -28,31 +32,7 @@ SUMMARY_KEYS = {
 }
 
 
-class TrainingStopped(Exception):
-    """The run ended before its last step; the message says why and what is left on disk."""
-
-    exit_code = 1
-
-
-class Diverged(TrainingStopped):
-    """A NaN/inf loss (or weights): nothing after it can be trusted, so no model is exported."""
-
-
-class DiskFull(TrainingStopped):
-    """The disk filled up while saving; the half-written checkpoint is removed, the previous one stays."""
-
-
-class Interrupted(TrainingStopped):
-    """Ctrl-C or SIGTERM: the run stopped at a step boundary and saved `checkpoint`."""
-
-    exit_code = 130
-
-    def __init__(self, signal_name: str, step: int, checkpoint: str):
-        super().__init__(f"{signal_name}: stopped after step {step}; saved {checkpoint}")
-        self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint
-
-
-class PoolingTrainer(Trainer):
+class PoolingTrainer(Guards, Trainer):
     def __init__(self, *args, job, task_module, task_data, eval_examples, **kwargs):
         super().__init__(*args, **kwargs)
         self.job, self.task, self.task_data, self.eval_examples = job, task_module, task_data, eval_examples
@@ -72,42 +52,8 @@ class PoolingTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = self.task.loss(model, dict(inputs), self.args)
-        # The HF Trainer logs a NaN loss as the running mean and keeps going (logging_nan_inf_filter), so a
-        # diverged run would end with exit 0 and an all-NaN model; one host sync a step is the price.
-        if not torch.isfinite(loss.detach()):
-            self._diverged(f"loss is {float(loss.detach()):g} at step {self.state.global_step + 1}")
+        self.check_loss(loss)
         return (loss, None) if return_outputs else loss
-
-    def _diverged(self, what: str):
-        last = self._last_checkpoint()
-        kept = f"the last checkpoint, {last}, has finite weights" if last else "no checkpoint was saved"
-        raise Diverged(
-            f"{what} (learning_rate {self.args.learning_rate:g}): training diverged; lower learning_rate "
-            f"or look for extreme values in the data. No model was exported; {kept}"
-        )
-
-    def _last_checkpoint(self) -> str | None:
-        folder = self.args.output_dir
-        return get_last_checkpoint(folder) if folder and Path(folder).is_dir() else None
-
-    def _save_checkpoint(self, model, trial):
-        """Only finite weights are saved (so every checkpoint is one to go back to), and a full disk is
-        said as such: torch's zip writer reports it as `unexpected pos`, safetensors as an IoError."""
-        weights = [p.detach() for p in self.accelerator.unwrap_model(self.model).parameters()]
-        if weights and not torch.stack([torch.isfinite(w).all() for w in weights]).all():
-            self._diverged(f"the weights are no longer finite after step {self.state.global_step}")
-        folder = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
-        try:
-            super()._save_checkpoint(model, trial)
-        except Exception as e:
-            if not disk_full(e, folder.parent):
-                raise
-            shutil.rmtree(folder, ignore_errors=True)  # half a checkpoint must never be resumed from
-            last = self._last_checkpoint()
-            raise DiskFull(
-                f"disk full while saving {folder.name} to {folder.parent}: free space or set "
-                f"save_total_limit ({f'{last} is kept' if last else 'no earlier checkpoint'})"
-            ) from None
 
     def evaluate(
         self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
@@ -205,23 +151,6 @@ class RunLogCallback(TrainerCallback):
             self.logger.log(state.global_step, train, split="train", epoch=epoch)
         if evals:
             self.logger.log(state.global_step, evals, split="eval", epoch=epoch)
-
-
-def disk_full(error: BaseException, folder: Path) -> bool:
-    """Whether `error` (raised while writing under `folder`) comes from a full disk."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if getattr(seen, "errno", None) == errno.ENOSPC:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    text = str(error)
-    if any(sign in text for sign in ("No space left", "StorageFull", "os error 28")):
-        return True
-    # torch.save reports a short write only as "unexpected pos N vs M": ask the filesystem.
-    try:
-        return shutil.disk_usage(folder).free < 64 * 2**20
-    except OSError:
-        return False
 
 
 class StopOnSignal(TrainerCallback):

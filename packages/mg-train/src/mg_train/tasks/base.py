@@ -11,7 +11,7 @@ from mg_eval.backends.local import render  # noqa: F401  one chat rendering for 
 
 
 @dataclass
-class PoolingConfig(TrainingArguments):
+class TaskConfig(TrainingArguments):
     """TrainingArguments with the defaults that differ for pooling tasks on any machine (CPU included)."""
 
     # Our collators build tensors from normalized examples; the Trainer must not drop their fields.

@@ -14,7 +14,7 @@ import torch
 from mg_eval.backends.local import LocalModel
 from mg_train.args import fraction, one_of
 from mg_train.errors import ConfigError
-from mg_train.tasks.base import PoolingConfig, tokenize
+from mg_train.tasks.base import TaskConfig, tokenize
 
 PROBLEM_TYPES = {
     "single_label": "single_label_classification",
@@ -24,7 +24,7 @@ PROBLEM_TYPES = {
 
 
 @dataclass
-class Config(PoolingConfig):
+class Config(TaskConfig):
     problem_type: str = field(
         default="auto", metadata={"help": "auto, single_label, multi_label or regression."}
     )

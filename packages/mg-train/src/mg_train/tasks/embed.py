@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from mg_eval.backends.local import LocalModel
 from mg_train.args import at_least, each, positive
 from mg_train.errors import ConfigError
-from mg_train.tasks.base import PoolingConfig
+from mg_train.tasks.base import TaskConfig
 
 
 @dataclass
-class Config(PoolingConfig):
+class Config(TaskConfig):
     # Batches of similar length (trainer.SimilarLengthBatches): embedding pairs mix short queries and long
     # passages, and random batches spend a third of their positions on padding.
     train_sampling_strategy: str = field(

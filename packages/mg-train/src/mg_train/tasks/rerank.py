@@ -13,11 +13,11 @@ import torch
 
 from mg_eval.backends.local import LocalModel
 from mg_train.args import at_least, one_of
-from mg_train.tasks.base import PoolingConfig, tokenize
+from mg_train.tasks.base import TaskConfig, tokenize
 
 
 @dataclass
-class Config(PoolingConfig):
+class Config(TaskConfig):
     group_size: int = field(
         default=8, metadata={"help": "Documents per query in a step: 1 positive + the rest negatives."}
     )

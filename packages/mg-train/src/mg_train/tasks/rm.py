@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import torch
 
 from mg_eval.backends.local import LocalModel
-from mg_train.tasks.base import PoolingConfig, render, tokenize
+from mg_train.tasks.base import TaskConfig, render, tokenize
 
 
 @dataclass
-class Config(PoolingConfig):
+class Config(TaskConfig):
     margin: float = field(
         default=0.0, metadata={"help": "Bradley–Terry margin: chosen must beat rejected by this."}
     )

@@ -9,11 +9,11 @@ import torch
 
 from mg_eval.backends.local import LocalModel
 from mg_train.args import one_of
-from mg_train.tasks.base import PoolingConfig, tokenize
+from mg_train.tasks.base import TaskConfig, tokenize
 
 
 @dataclass
-class Config(PoolingConfig):
+class Config(TaskConfig):
     score_loss: str = field(default="cosent", metadata={"help": "cosent or mse."})
 
     metric_default = "spearman"
