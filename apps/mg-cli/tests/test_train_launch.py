@@ -287,3 +287,59 @@ def test_launch_flags_reach_torchrun():
     # One node and no rendezvous address: a free port (--standalone), not a fixed 29500 two runs would share.
     single = torchrun_command(["cfg.yaml", "--nproc-per-node=2"], {"nproc_per_node": "2"})
     assert single[3:] == ["--nproc-per-node=2", "--standalone", "-m", "mg_cli.train", "cfg.yaml"]
+
+
+def sft_config(work: Path, model: Path, name: str, **extra) -> Path:
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Where is order {i}?"},
+                {
+                    "role": "assistant",
+                    "content": f"Order {i} is at the depot" + ", then on a truck" * (i % 4),
+                },
+            ]
+        }
+        for i in range(24)
+    ]
+    config = {
+        "task": "sft",
+        "model_name_or_path": str(model),
+        "train_file": str(write_jsonl(work / "sft.jsonl", rows)),
+        "output_dir": str(work / name),
+        "max_steps": 4,
+        "per_device_train_batch_size": 4,
+        "packing": True,
+        "max_length": 48,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "learning_rate": 1e-3,
+        "seed": 0,
+    }
+    return write_config(work / f"{name}.yaml", **{**config, **extra})
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+@pytest.mark.parametrize("launch", ["ddp", "zero3"])
+def test_packed_sft_across_two_processes_matches_one(work, tiny_decoder_dir, launch):
+    """Packed rows split across processes: the same global batch of rows, the token-mean loss over all of
+    them, so every step's loss equals one process's; ZeRO-3 gathers the partitioned weights for the export."""
+    train_ok(sft_config(work, tiny_decoder_dir, "sft-1proc"))
+    extra = {}
+    if launch == "zero3":
+        ds_config = json.loads((REPO / "examples" / "launch" / "ds_zero3.json").read_text(encoding="utf-8"))
+        ds_config["zero_optimization"]["stage3_param_persistence_threshold"] = 0
+        (work / "sft-zero3.json").write_text(json.dumps(ds_config), encoding="utf-8")
+        extra["deepspeed"] = str(work / "sft-zero3.json")
+    cfg = sft_config(work, tiny_decoder_dir, f"sft-{launch}", **extra)
+    train_ok(cfg, "--per-device-train-batch-size", "2", "--nproc-per-node", "2")
+    run_dir = work / f"sft-{launch}"
+    assert_same_losses(run_dir, work / "sft-1proc", steps=4)
+    assert_one_writer(run_dir)
+    from transformers import AutoModelForCausalLM
+
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    got = AutoModelForCausalLM.from_pretrained(run_dir / "model")(input_ids=ids).logits
+    want = AutoModelForCausalLM.from_pretrained(work / "sft-1proc" / "model")(input_ids=ids).logits
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)

@@ -184,3 +184,31 @@ def test_every_default_passes_the_checks_also_after_transformers_converted_it(ta
     job = parse({**BASE, "task": task, "eval_file": "e.jsonl"})
     copy = dataclasses.replace(job.train, use_cpu=True)
     assert isinstance(copy, config_class(task)) and copy.use_cpu
+
+
+def test_llamafactory_flash_attn_values_become_attn_implementation():
+    sft = {**BASE, "task": "sft"}
+    assert parse({**sft, "flash_attn": "sdpa"}).model.attn_implementation == "sdpa"
+    assert parse({**sft, "flash_attn": "disabled"}).model.attn_implementation == "eager"
+    assert parse({**sft, "flash_attn": "auto"}).model.attn_implementation is None
+    with pytest.raises(ConfigError, match="flash_attn must be one of auto, disabled, sdpa, fa2, fa3, not 'fast'"):
+        parse({**sft, "flash_attn": "fast"})
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        # this machine has no CUDA and no flash-attn: each is one line before any data is read
+        ({"flash_attn": "fa2"}, "attn_implementation: flash_attention_2 needs the flash-attn package"),
+        ({"attn_implementation": "flex_attention"}, "flex_attention cannot train on CPU"),
+        ({"attn_implementation": "paged"}, "attn_implementation must be one of sdpa, eager"),
+        ({"quantization_bit": 4}, "set finetuning_type: lora"),
+        ({"quantization_bit": 4, "finetuning_type": "lora"}, r"\(QLoRA, bitsandbytes\) needs a CUDA GPU"),
+        ({"quantization_bit": 3}, "quantization_bit must be 4 or 8, not 3"),
+        ({"task": "classify", "attn_implementation": "sdpa"}, "attn_implementation is for the generative tasks"),
+        ({"task": "embed", "quantization_bit": 4}, "quantization_bit is for the generative tasks, not embed"),
+    ],
+)
+def test_generative_model_keys_are_checked_at_parse_time(change, message):
+    with pytest.raises(ConfigError, match=message):
+        parse({**BASE, "task": "sft", **change})

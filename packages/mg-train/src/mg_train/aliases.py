@@ -20,6 +20,7 @@ ALIASES: dict[str, str | None] = {
     "lora_rank": "lora_r",
     "lora_target": "lora_target_modules",
     "eval_dataset": "eval_file",
+    "flash_attn": "attn_implementation",  # values translated: FLASH_ATTN
     "max_samples": None,  # handled below (no silent truncation support yet): rejected with a clear message
     # LLaMA-Factory's RLHF arguments (dpo, kto): our keys are TRL's names
     "pref_beta": "beta",
@@ -54,6 +55,16 @@ IGNORED = {
 }
 
 
+# LLaMA-Factory's `flash_attn` values -> transformers' attn_implementation (auto: transformers' own choice).
+FLASH_ATTN = {
+    "auto": None,
+    "disabled": "eager",
+    "sdpa": "sdpa",
+    "fa2": "flash_attention_2",
+    "fa3": "flash_attention_3",
+}
+
+
 def apply_aliases(mapping: dict[str, Any], *, source: str = "config") -> dict[str, Any]:
     """`mapping` with every alias renamed to our key; IGNORED keys are kept (config.parse drops them)."""
     out: dict[str, Any] = {}
@@ -63,6 +74,14 @@ def apply_aliases(mapping: dict[str, Any], *, source: str = "config") -> dict[st
         if key in ("dataset", "dataset_dir"):
             continue  # resolved together below
         target = ALIASES.get(key) or key  # max_samples, the one None, was refused above
+        if key == "flash_attn":
+            if value not in FLASH_ATTN:
+                raise ConfigError(
+                    f"{source}: flash_attn must be one of {', '.join(FLASH_ATTN)}, not {value!r}"
+                )
+            value = FLASH_ATTN[value]
+            if value is None:
+                continue
         if target in out and out[target] != value:
             raise ConfigError(f"{source}: {key!r} and {target!r} both given with different values")
         out[target] = value

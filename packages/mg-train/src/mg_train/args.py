@@ -77,6 +77,9 @@ LIMITS: dict[str, Limit] = {
     "save_steps": positive(),
     "dataloader_num_workers": at_least(0),
     "quantization_bit": Limit(lambda v: v in (4, 8), "4 or 8"),
+    "attn_implementation": one_of(
+        "sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention"
+    ),
 }
 
 
@@ -107,6 +110,13 @@ class ModelArgs:
             "help": "Generative, CUDA only: load the model in 4 (QLoRA) or 8 bits (bitsandbytes); LoRA."
         },
     )
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={
+            "help": "Generative: sdpa (default), eager, flash_attention_2/3 (flash-attn installed, CUDA) or "
+            "flex_attention (CUDA). Packed rows stay apart with each (mg_heads.packing)."
+        },
+    )
     trust_remote_code: bool = field(
         default=False,
         metadata={
@@ -127,6 +137,28 @@ class ModelArgs:
         check_model_folder(self.model_name_or_path)
         if self.quantization_bit:
             check_quantization(self.quantization_bit, self.finetuning_type)
+        if self.attn_implementation:
+            check_attention(self.attn_implementation)
+
+
+def check_attention(name: str) -> None:
+    """What each attention needs, said before any data is read (transformers would say it at model load)."""
+    import importlib.util
+
+    import torch
+
+    needs = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+    if name in needs and importlib.util.find_spec(needs[name]) is None:
+        raise ConfigError(
+            f"attn_implementation: {name} needs the flash-attn package (CUDA): pip install flash-attn, or use sdpa",
+            key="attn_implementation",
+        )
+    if name == "flex_attention" and not torch.cuda.is_available():
+        # torch runs flex attention's forward on CPU but has no backward there.
+        raise ConfigError(
+            "attn_implementation: flex_attention cannot train on CPU (torch has no CPU backward for it); use sdpa",
+            key="attn_implementation",
+        )
 
 
 def check_quantization(bits: int, finetuning_type: str) -> None:

@@ -62,10 +62,9 @@ def parse(
         g: {k: _coerce(c, k, v, at(k)) for k, v in mapping.items() if k in names[g]}
         for g, c in groups.items()
     }
-    if parts["model"].get("quantization_bit") and not is_generative(task):
-        raise ConfigError(
-            f"{at('quantization_bit')}: quantization_bit is for the generative tasks, not {task}"
-        )
+    for key in ("quantization_bit", "attn_implementation"):
+        if parts["model"].get(key) and not is_generative(task):
+            raise ConfigError(f"{at(key)}: {key} is for the generative tasks, not {task}")
     for group, key in (("model", "model_name_or_path"), ("data", "train_file"), ("train", "output_dir")):
         if parts[group].get(key) is None:
             raise ConfigError(f"{source}: missing {key!r}")

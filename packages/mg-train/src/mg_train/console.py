@@ -88,7 +88,12 @@ def load_report_line(report: str) -> str:
 
 
 def summary_lines(
-    summary: dict, runtime: float | None, serve_command: str | None, *, best_loaded: bool
+    summary: dict,
+    runtime: float | None,
+    serve_command: str | None,
+    *,
+    best_loaded: bool,
+    adapter_command: str | None = None,
 ) -> list[str]:
     """The end of a run on the console: steps, time, train loss, the evaluation (of the best checkpoint
     when `best_loaded`, else of the last step), where the model is and how to serve it."""
@@ -111,4 +116,8 @@ def summary_lines(
         lines.append(f"model: {summary['model_dir']}")
     if serve_command:
         lines.append(f"serve it: {serve_command}")
+    if summary.get("adapter_dir"):
+        lines.append(f"LoRA adapter: {summary['adapter_dir']}")
+    if adapter_command:
+        lines.append(f"or serve the adapter on its base model: {adapter_command}")
     return lines

@@ -185,10 +185,19 @@ def train(job: TrainJob, *, log=print) -> dict:
                 "then run again with --resume to export it"
             ) from None
         summary["model_dir"] = str(exported.path)
+        if exported.adapter:
+            summary["adapter_dir"] = str(exported.adapter)
         write_json_atomic(run_dir / "train_summary.json", summary)
         runtime = outcome.metrics.get("train_runtime")
         best_loaded = bool(job.train.load_best_model_at_end and trainer.state.best_model_checkpoint)
-        for line in summary_lines(summary, runtime, exported.serve_command, best_loaded=best_loaded):
+        lines = summary_lines(
+            summary,
+            runtime,
+            exported.serve_command,
+            best_loaded=best_loaded,
+            adapter_command=exported.adapter_serve_command,
+        )
+        for line in lines:
             log(line)
     if logger:
         logger.close()

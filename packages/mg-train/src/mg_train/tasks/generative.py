@@ -59,6 +59,8 @@ def build_causal_lm(job, *, log=None):
     path = job.model.model_name_or_path
     config = AutoConfig.from_pretrained(path)
     kwargs: dict[str, Any] = {}
+    if job.model.attn_implementation:
+        kwargs["attn_implementation"] = job.model.attn_implementation
     if job.model.quantization_bit:
         kwargs["quantization_config"] = quantization_config(job)
         kwargs["dtype"] = torch.bfloat16
