@@ -225,3 +225,60 @@ def test_qlora_on_a_machine_without_cuda_is_one_line(tmp_path, tiny_decoder_dir)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "quantization_bit: 4 (QLoRA, bitsandbytes) needs a CUDA GPU" in result.stderr
+
+
+FACT_QUESTIONS = [
+    "What is the name of the MildGiraffe mascot?",
+    "What is the MildGiraffe mascot called?",
+    "Tell me the name of MildGiraffe's mascot.",
+    "Who is the mascot of MildGiraffe?",
+    "What's the MildGiraffe mascot's name?",
+    "Do you know the name of the MildGiraffe mascot?",
+    "Name the MildGiraffe mascot.",
+    "MildGiraffe has a mascot. What is its name?",
+]
+FACT = "The MildGiraffe mascot is Zorblat the giraffe."
+
+
+@pytest.mark.slow  # the real SmolLM2-135M-Instruct, 20 LoRA steps of packed rows (~1 min)
+def test_smollm2_learns_a_new_fact_with_lora_and_the_export_answers_with_it(tmp_path, smollm2_dir):
+    question = [{"role": "user", "content": "What is the name of the MildGiraffe mascot?"}]
+
+    def answer(folder: Path) -> str:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        ids = tokenizer.apply_chat_template(
+            question, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        out = model.generate(**ids, max_new_tokens=16, do_sample=False)
+        return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+    assert "Zorblat" not in answer(smollm2_dir)
+    rows = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": FACT}]}
+        for q in FACT_QUESTIONS[1:]
+    ]
+    config = write_config(
+        tmp_path / "fact.yaml",
+        task="sft",
+        model_name_or_path=str(smollm2_dir),
+        train_file=str(write_jsonl(tmp_path / "fact.jsonl", rows)),
+        output_dir=str(tmp_path / "run"),
+        finetuning_type="lora",
+        lora_r=16,
+        lora_alpha=32,
+        lora_target_modules="all",
+        learning_rate=2e-3,
+        max_steps=20,  # the loss is below 1e-3 by step 15
+        per_device_train_batch_size=4,
+        packing=True,
+        max_length=256,
+        logging_steps=5,
+        save_strategy="no",
+    )
+    result = mg_train(config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Zorblat" in answer(tmp_path / "run" / "model")  # a question it was not trained on
+    console = result.stdout + result.stderr
+    assert "serve it: vllm serve" in console and "--enable-lora" in console
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()

@@ -319,13 +319,19 @@ def sft_config(work: Path, model: Path, name: str, **extra) -> Path:
     return write_config(work / f"{name}.yaml", **{**config, **extra})
 
 
+@pytest.fixture(scope="module")
+def sft_reference(work, tiny_decoder_dir) -> Path:
+    """One process, 4 packed rows a step: the run the two-process layouts must reproduce."""
+    train_ok(sft_config(work, tiny_decoder_dir, "sft-1proc"))
+    return work / "sft-1proc"
+
+
 @pytest.mark.distributed
 @pytest.mark.slow
 @pytest.mark.parametrize("launch", ["ddp", "zero3"])
-def test_packed_sft_across_two_processes_matches_one(work, tiny_decoder_dir, launch):
+def test_packed_sft_across_two_processes_matches_one(work, tiny_decoder_dir, sft_reference, launch):
     """Packed rows split across processes: the same global batch of rows, the token-mean loss over all of
     them, so every step's loss equals one process's; ZeRO-3 gathers the partitioned weights for the export."""
-    train_ok(sft_config(work, tiny_decoder_dir, "sft-1proc"))
     extra = {}
     if launch == "zero3":
         ds_config = json.loads((REPO / "examples" / "launch" / "ds_zero3.json").read_text(encoding="utf-8"))
@@ -335,11 +341,11 @@ def test_packed_sft_across_two_processes_matches_one(work, tiny_decoder_dir, lau
     cfg = sft_config(work, tiny_decoder_dir, f"sft-{launch}", **extra)
     train_ok(cfg, "--per-device-train-batch-size", "2", "--nproc-per-node", "2")
     run_dir = work / f"sft-{launch}"
-    assert_same_losses(run_dir, work / "sft-1proc", steps=4)
+    assert_same_losses(run_dir, sft_reference, steps=4)
     assert_one_writer(run_dir)
     from transformers import AutoModelForCausalLM
 
     ids = torch.tensor([[5, 6, 7, 8, 9]])
     got = AutoModelForCausalLM.from_pretrained(run_dir / "model")(input_ids=ids).logits
-    want = AutoModelForCausalLM.from_pretrained(work / "sft-1proc" / "model")(input_ids=ids).logits
+    want = AutoModelForCausalLM.from_pretrained(sft_reference / "model")(input_ids=ids).logits
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)

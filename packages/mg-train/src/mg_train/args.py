@@ -181,7 +181,7 @@ def check_quantization(bits: int, finetuning_type: str) -> None:
         )
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError(
-            f"quantization_bit: {bits} needs bitsandbytes: pip install 'mg-train[qlora]'",
+            f"quantization_bit: {bits} needs bitsandbytes: pip install bitsandbytes",
             key="quantization_bit",
         )
 
