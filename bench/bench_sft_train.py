@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=400, help="training conversations")
     parser.add_argument("--shortest", type=int, default=30, help="conversation length drawn from, tokens")
     parser.add_argument("--longest", type=int, default=400)
-    parser.add_argument("--batch-size", type=int, default=4, help="samples per step (packed: rows that hold "
+    parser.add_argument("--batch-size", type=int, default=8, help="samples per step (packed: rows that hold "
                         "about as many samples on average)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=1)
