@@ -73,3 +73,66 @@ def test_grpo_reward_file_relative_to_the_current_directory(tmp_path, tiny_decod
     )
     assert good.returncode == 0, good.stderr[-3000:]
     assert series(tmp_path / "run", "train", "rewards/has_answer/mean")
+
+
+@pytest.mark.slow  # ~40 s here: three runs of the CLI
+def test_kto_and_grpo_with_a_reward_model_trained_by_mg_train(tmp_path, tiny_decoder_dir):
+    """The whole RLHF loop on the CLI: `rm` trains a reward model, grpo uses its export as the reward;
+    kto trains on answers marked desirable or not (LLaMA-Factory's kto_tag)."""
+    rm = write_config(
+        tmp_path / "rm.yaml",
+        task="rm",
+        model_name_or_path=str(tiny_decoder_dir),
+        train_file=str(write_jsonl(tmp_path / "pairs.jsonl", pair_rows())),
+        output_dir=str(tmp_path / "rm"),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        save_strategy="no",
+    )
+    proc = mg_train(rm)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    prompts = [
+        {"prompt": [{"role": "user", "content": p}]} for p in ("你好", "Where is my order?", "谢谢", "Hi")
+    ]
+    grpo = write_config(
+        tmp_path / "grpo.yaml",
+        task="grpo",
+        model_name_or_path=str(tiny_decoder_dir),
+        train_file=str(write_jsonl(tmp_path / "prompts.jsonl", prompts)),
+        output_dir=str(tmp_path / "grpo"),
+        reward_funcs=[str(tmp_path / "rm" / "model")],
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=4,
+        max_steps=2,
+        logging_steps=1,
+        save_strategy="no",
+    )
+    proc = mg_train(grpo)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rewards = series(tmp_path / "grpo", "train", "reward")
+    assert len(rewards) == 2 and all(r == r for r in rewards)  # logged and finite (not NaN)
+
+    kto_rows = [
+        {"instruction": r["prompt"], "output": answer, "kto_tag": tag}
+        for r in pair_rows()
+        for answer, tag in ((r["chosen"], True), (r["rejected"], False))
+    ]
+    kto = write_config(
+        tmp_path / "kto.yaml",
+        stage="kto",
+        model_name_or_path=str(tiny_decoder_dir),
+        train_file=str(write_jsonl(tmp_path / "kto.jsonl", kto_rows)),
+        output_dir=str(tmp_path / "kto"),
+        per_device_train_batch_size=4,
+        max_steps=2,
+        logging_steps=1,
+        save_strategy="no",
+    )
+    proc = mg_train(kto)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(series(tmp_path / "kto", "train", "loss")) == 2
+    assert (
+        json.loads((tmp_path / "kto" / "model" / "mg_export.json").read_text(encoding="utf-8"))["task"]
+        == "kto"
+    )
