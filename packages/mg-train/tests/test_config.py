@@ -191,7 +191,9 @@ def test_llamafactory_flash_attn_values_become_attn_implementation():
     assert parse({**sft, "flash_attn": "sdpa"}).model.attn_implementation == "sdpa"
     assert parse({**sft, "flash_attn": "disabled"}).model.attn_implementation == "eager"
     assert parse({**sft, "flash_attn": "auto"}).model.attn_implementation is None
-    with pytest.raises(ConfigError, match="flash_attn must be one of auto, disabled, sdpa, fa2, fa3, not 'fast'"):
+    with pytest.raises(
+        ConfigError, match="flash_attn must be one of auto, disabled, sdpa, fa2, fa3, not 'fast'"
+    ):
         parse({**sft, "flash_attn": "fast"})
 
 
@@ -205,7 +207,10 @@ def test_llamafactory_flash_attn_values_become_attn_implementation():
         ({"quantization_bit": 4}, "set finetuning_type: lora"),
         ({"quantization_bit": 4, "finetuning_type": "lora"}, r"\(QLoRA, bitsandbytes\) needs a CUDA GPU"),
         ({"quantization_bit": 3}, "quantization_bit must be 4 or 8, not 3"),
-        ({"task": "classify", "attn_implementation": "sdpa"}, "attn_implementation is for the generative tasks"),
+        (
+            {"task": "classify", "attn_implementation": "sdpa"},
+            "attn_implementation is for the generative tasks",
+        ),
         ({"task": "embed", "quantization_bit": 4}, "quantization_bit is for the generative tasks, not embed"),
     ],
 )

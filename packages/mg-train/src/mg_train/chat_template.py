@@ -310,7 +310,7 @@ def _render(tokenizer, template: str, messages, tools, *, prompt: bool = False, 
     from transformers.utils.chat_template_utils import render_jinja_template
 
     try:
-        texts, indices = render_jinja_template(
+        texts, indices = render_jinja_template(  # type: ignore[str-unpack]  # returns (texts, spans)
             conversations=[messages],
             tools=tools,
             chat_template=template,

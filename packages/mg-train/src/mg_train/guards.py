@@ -46,10 +46,10 @@ class Guards(_TrainerBase):
     """No NaN run ends with exit 0, no checkpoint holds non-finite weights, and a full disk is said as such."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        out = super().compute_loss(  # type: ignore[misc]
+        out = super().compute_loss(
             model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
         )
-        self.check_loss(out[0] if return_outputs else out)
+        self.check_loss(out[0] if isinstance(out, tuple) else out)
         return out
 
     def check_loss(self, loss: torch.Tensor) -> None:

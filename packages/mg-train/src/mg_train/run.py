@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 from mg_data import iter_examples
 from mg_train.config import ConfigError, TrainJob
 from mg_train.resume import check_output_dir, complete_checkpoint, resolve_resume
 
 if TYPE_CHECKING:
-    from mg_train.tasks import GenerativeModule
+    from mg_train.tasks import GenerativeModule, PoolingModule
 
 
 class ListDataset:
@@ -89,7 +89,7 @@ def train(job: TrainJob, *, log=print) -> dict:
             log(note)
         samples = task.preview(job, task_data, tokenizer, first) if first else []
     else:
-        collate = task.collate(tokenizer, job, task_data)
+        collate = cast("PoolingModule", task).collate(tokenizer, job, task_data)
         samples = preview_samples(train_examples, collate, tokenizer, job.task, job.data.preview_samples)
     if is_main and samples:
         log(

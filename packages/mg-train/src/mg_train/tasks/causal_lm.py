@@ -83,7 +83,8 @@ class RouterLoss:
         self.function = sys.modules[type(causal_lm).__module__].load_balancing_loss_func
         self.experts, self.top_k = causal_lm.num_experts, causal_lm.num_experts_per_tok
         self.coef = causal_lm.router_aux_loss_coef
-        self.recording, self.logits = False, []
+        self.recording = False
+        self.logits: list[torch.Tensor] = []
         causal_lm.config.output_router_logits = False
 
         def record(module, inputs, output):
@@ -114,7 +115,9 @@ class LMTrainer(Guards, Trainer):
 
     def __init__(self, *args, eval_samples: list[Sample], generate_eval: Callable | None = None, **kwargs):
         # The HF Trainer checks that eval data exists when an eval strategy is set; `evaluate` reads it here.
-        super().__init__(*args, eval_dataset=eval_samples or None, **kwargs)
+        kwargs["eval_dataset"] = eval_samples or None
+        super().__init__(*args, **kwargs)
+        self.pad_token_id = kwargs["processing_class"].pad_token_id
         self.eval_samples, self.generate_eval = eval_samples, generate_eval
         self.router = RouterLoss.of(self.model)
         self._aux: list[float] = []
@@ -163,7 +166,7 @@ class LMTrainer(Guards, Trainer):
         was_training = model.training
         model.eval()
         total, tokens = 0.0, 0
-        size, pad = self.args.per_device_eval_batch_size, self.processing_class.pad_token_id
+        size, pad = self.args.per_device_eval_batch_size, self.pad_token_id
         for i in range(0, len(self.eval_samples), size):
             batch = self._prepare_inputs(collate_padded(self.eval_samples[i : i + size], pad_token_id=pad))
             n = int((batch["labels"][:, 1:] != -100).sum())

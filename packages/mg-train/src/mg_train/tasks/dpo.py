@@ -46,7 +46,7 @@ ROUTED = ("simpo", "orpo")
 
 
 @dataclass
-class Config(GenerativeConfig, trl.DPOConfig):
+class Config(GenerativeConfig, trl.DPOConfig):  # type: ignore[misc]  # use_liger_kernel: bool | None (auto) over TRL\'s bool
     # TaskConfig comes before DPOConfig in the MRO and carries TrainingArguments' 5e-5: TRL's DPO default is kept
     # (a preference step on a model that already answers well wants a small rate).
     learning_rate: float = field(default=1e-6, metadata={"help": "The initial learning rate for AdamW."})

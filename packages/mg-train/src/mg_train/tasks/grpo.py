@@ -28,7 +28,7 @@ CPU_GENERATIONS, CPU_COMPLETION = 4, 64
 
 
 @dataclass
-class Config(GenerativeConfig, trl.GRPOConfig):
+class Config(GenerativeConfig, trl.GRPOConfig):  # type: ignore[misc]  # see dpo.Config
     # TRL's default, which TaskConfig (before GRPOConfig in the MRO) would replace by TrainingArguments' 5e-5.
     learning_rate: float = field(default=1e-6, metadata={"help": "The initial learning rate for AdamW."})
     reward_funcs: str | list[str] = field(
@@ -40,7 +40,7 @@ class Config(GenerativeConfig, trl.GRPOConfig):
             "as keyword arguments and returns one float per completion."
         },
     )
-    num_generations: int | None = field(  # type: ignore[assignment]
+    num_generations: int | None = field(
         default=None,
         metadata={
             "help": f"Completions per prompt (a group; >= 2). null: {GPU_GENERATIONS} on a GPU (TRL's default), "
@@ -48,7 +48,7 @@ class Config(GenerativeConfig, trl.GRPOConfig):
             "steps_per_generation) must be a multiple of it."
         },
     )
-    max_completion_length: int | None = field(  # type: ignore[assignment]
+    max_completion_length: int | None = field(
         default=None,
         metadata={
             "help": f"Most tokens generated per completion. null: {GPU_COMPLETION} on a GPU (TRL's default), "

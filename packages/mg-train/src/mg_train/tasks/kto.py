@@ -20,7 +20,7 @@ __all__ = ["Config", "build_model", "export", "prepare", "prepare_tokenizer", "p
 
 
 @dataclass
-class Config(GenerativeConfig, trl.KTOConfig):
+class Config(GenerativeConfig, trl.KTOConfig):  # type: ignore[misc]  # use_liger_kernel: bool | None (auto) over TRL\'s bool
     # TRL's KTO defaults that TaskConfig (before KTOConfig in the MRO) would otherwise replace by TrainingArguments'.
     learning_rate: float = field(default=1e-6, metadata={"help": "The initial learning rate for AdamW."})
     train_sampling_strategy: str = field(
