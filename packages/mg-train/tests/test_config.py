@@ -81,6 +81,7 @@ def test_unknown_key_suggests_the_nearest(tmp_path):
         ({"train_file": None}, "missing 'train_file'"),
         ({"output_dir": None}, "missing 'output_dir'"),
         ({"finetuning_type": "freeze"}, "freeze is not supported"),
+        ({"max_prompt_length": 128}, "max_prompt_length is gone from TRL 1.x"),
     ],
 )
 def test_config_errors(change, message):

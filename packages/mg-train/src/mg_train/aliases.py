@@ -22,6 +22,7 @@ ALIASES: dict[str, str | None] = {
     "eval_dataset": "eval_file",
     "flash_attn": "attn_implementation",  # values translated: FLASH_ATTN
     "max_samples": None,  # handled below (no silent truncation support yet): rejected with a clear message
+    "max_prompt_length": None,  # TRL < 1.0's; refused below with what TRL 1.x does instead
     # LLaMA-Factory's RLHF arguments (dpo, kto): our keys are TRL's names
     "pref_beta": "beta",
     "pref_loss": "loss_type",
@@ -71,6 +72,11 @@ def apply_aliases(mapping: dict[str, Any], *, source: str = "config") -> dict[st
     for key, value in mapping.items():
         if key == "max_samples":
             raise ConfigError(f"{source}: max_samples is not supported; cut the data file instead (mg-data)")
+        if key == "max_prompt_length":
+            raise ConfigError(
+                f"{source}: max_prompt_length is gone from TRL 1.x (pinned here): prompt and answer are cut together "
+                "at max_length (cutoff_len), keeping the start; remove the key"
+            )
         if key in ("dataset", "dataset_dir"):
             continue  # resolved together below
         target = ALIASES.get(key) or key  # max_samples, the one None, was refused above
