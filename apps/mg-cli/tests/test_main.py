@@ -50,7 +50,7 @@ def test_mg_mounts_every_package_command():
         text=True,
         check=True,
     ).stdout
-    for name in ("data", "env", "eval", "train"):
+    for name in ("data", "env", "eval", "serve", "train"):
         assert f"  {name} " in out
     proc = subprocess.run(
         [sys.executable, "-c", "from mg_cli.main import main; main()", "train"],
@@ -58,6 +58,13 @@ def test_mg_mounts_every_package_command():
         text=True,
     )
     assert proc.returncode == 2 and proc.stderr.startswith("usage: mg-train CONFIG.yaml")
+
+
+def test_mg_serve_reports_a_bad_model_folder_in_one_line(tmp_path):
+    cmd = [sys.executable, "-c", "from mg_cli.main import main; main()", "serve", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {tmp_path}: not a model folder (no config.json)"
 
 
 # Optional backends that a user opts into by configuration; every other extra is what some `mg` command needs.
@@ -75,7 +82,7 @@ def test_the_umbrella_installs_every_extra_its_commands_need():
                 "optional-dependencies", {}
             )
             wanted[dep.name] = (set(extras) - HEAVY_EXTRAS, dep.extras)
-    assert wanted["mg-eval"][0] == {"models"}
+    assert wanted["mg-eval"][0] == {"models", "llamafactory-metrics"}
     assert {name: need - have for name, (need, have) in wanted.items() if need - have} == {}
 
 
