@@ -124,7 +124,10 @@ def test_rm_reproduced_by_transformers(tiny_decoder_dir, tmp_path, train):
     no_value_head_or_sbert_files(out)
     info = read(out / "mg_export.json")
     assert info["training"] == {"loss": "bradley_terry"}
-    assert info["serve"]["vllm>=0.33"]["command"] == f"vllm serve {out} --runner pooling --convert classify"
+    assert (
+        info["serve"]["vllm>=0.33"]["command"]
+        == f"vllm serve {out} --runner pooling --convert classify --dtype float32"
+    )
     assert "--override-pooler-config" in info["serve"]["vllm==0.8.5"]["command"]
 
 
@@ -158,7 +161,10 @@ def test_rerank_reproduced_by_cross_encoder(minilm_cross_encoder, tmp_path, trai
     scores = cross_encoder.predict(list(zip(queries, docs, strict=True)), convert_to_tensor=True)
     assert_close(scores, torch.sigmoid(ours[:, 0]))  # CrossEncoder and vLLM apply a sigmoid
     no_value_head_or_sbert_files(out)
-    assert read(out / "mg_export.json")["serve"]["vllm==0.8.5"]["command"] == f"vllm serve {out} --task score"
+    assert (
+        read(out / "mg_export.json")["serve"]["vllm==0.8.5"]["command"]
+        == f"vllm serve {out} --task score --dtype float32"
+    )
 
 
 def test_score_reproduced_by_cross_encoder(minilm_cross_encoder, tmp_path, train):
@@ -224,7 +230,7 @@ def test_embed_export_records_what_it_wrote(tiny_decoder_dir, tmp_path):
         info["max_length"],
     )
     assert written.serve == info["serve"]
-    assert written.serve_command == f"vllm serve {out} --runner pooling --convert embed"
+    assert written.serve_command == f"vllm serve {out} --runner pooling --convert embed --dtype float32"
     assert {k: info[k] for k in ("task", "architecture", "pooling", "normalize", "max_length")} == {
         "task": "embed",
         "architecture": "Qwen2Model",
@@ -233,6 +239,6 @@ def test_embed_export_records_what_it_wrote(tiny_decoder_dir, tmp_path):
         "max_length": 32,
     }
     assert info["serve"] == {
-        "vllm>=0.33": {"command": f"vllm serve {out} --runner pooling --convert embed"},
-        "vllm==0.8.5": {"command": f"vllm serve {out} --task embed"},
+        "vllm>=0.33": {"command": f"vllm serve {out} --runner pooling --convert embed --dtype float32"},
+        "vllm==0.8.5": {"command": f"vllm serve {out} --task embed --dtype float32"},
     }
