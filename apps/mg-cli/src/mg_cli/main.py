@@ -8,6 +8,7 @@ from mg_data.cli import cli as data_cli
 from mg_data.cli import run_cli
 from mg_env.cli import cli as env_cli
 from mg_eval.cli import cli as eval_cli
+from mg_serve.cli import cli as serve_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +20,7 @@ def mg() -> None:
 mg.add_command(data_cli, name="data")
 mg.add_command(env_cli, name="env")
 mg.add_command(eval_cli, name="eval")
+mg.add_command(serve_cli, name="serve")
 
 
 @mg.command(

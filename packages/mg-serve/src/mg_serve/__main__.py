@@ -1,0 +1,3 @@
+from mg_serve.cli import main
+
+main()

@@ -1,0 +1,315 @@
+"""The vllm engine: the `vllm serve` argument list it builds from a folder, and real vLLM (the CPU build, in
+the env mg-env builds) started, checked against transformers and stopped with its whole process group."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TEXTS, running
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+import mg_env
+from mg_serve import create_app
+from mg_serve.vllm_engine import VLLMError, VLLMServer, free_port, group_members
+
+
+def fake_built_env(profile: str, tmp_path: Path) -> mg_env.Env:
+    """An Env value as mg-env describes a build (nothing installed): enough to build an argument list."""
+    prof = mg_env.PROFILES[profile]
+    record = mg_env.envs.BuildRecord(
+        profile=prof.name,
+        version=prof.default_version,
+        python="3.11.0",
+        platform="linux-x86_64-py311",
+        lock="none.txt",
+        lock_sha256="0",
+        built_at=0.0,
+        build_seconds=0.0,
+        uv="0",
+        sources={},
+        mg_env="0",
+    )
+    return mg_env.Env(
+        name=f"{prof.name}-{prof.default_version}", path=tmp_path / "env", record=record, profile=prof
+    )
+
+
+def flag(words: list[str], name: str) -> str | None:
+    """The value of `name` in an argument list (None when absent); each flag appears at most once."""
+    assert words.count(name) <= 1, words
+    return words[words.index(name) + 1] if name in words else None
+
+
+# --- the argument list -----------------------------------------------------------------------------------
+
+
+def test_an_fp32_rm_export_is_served_as_its_command_says_in_float32(rm_export, tmp_path):
+    recorded = json.loads((rm_export / "mg_export.json").read_text())["serve"]["vllm>=0.33"]["command"]
+    assert recorded.endswith("--dtype float32")  # the export states its saved dtype (vLLM's auto is float16)
+    server = VLLMServer(
+        rm_export, port=8123, served_model_name="rm", api_key="k", env=fake_built_env("vllm-cpu", tmp_path)
+    )
+    argv = server.argv()
+    assert argv[:4] == [
+        str(tmp_path / "env/bin/python"),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+    ]
+    assert argv[4] == str(rm_export)
+    assert flag(argv, "--runner") == "pooling"
+    assert flag(argv, "--convert") == "classify"
+    assert flag(argv, "--dtype") == "float32" and argv.count("--dtype") == 1
+    assert (flag(argv, "--host"), flag(argv, "--port")) == ("127.0.0.1", "8123")
+    assert flag(argv, "--served-model-name") == "rm"
+    assert "--api-key" not in argv and server.variables()["VLLM_API_KEY"] == "k"  # not in `ps` output
+    assert flag(argv, "--gpu-memory-utilization") == "0.15"
+    assert server.variables()["VLLM_CPU_KVCACHE_SPACE"] == "1"
+
+
+def test_a_moved_export_is_served_from_where_it_is_now(rm_export, tmp_path):
+    moved = shutil.copytree(rm_export, tmp_path / "moved")
+    argv = VLLMServer(moved, env=fake_built_env("vllm-cpu", tmp_path)).argv()
+    assert str(rm_export) not in argv  # the path the command recorded is not served
+    assert argv[argv.index("--model") + 1] == str(moved)
+
+
+def test_a_plain_folder_gets_vllms_auto_runner_and_its_saved_dtype(tiny_decoder_dir, tmp_path):
+    argv = VLLMServer(tiny_decoder_dir, env=fake_built_env("vllm-cpu", tmp_path)).argv()
+    assert "--runner" not in argv and "--convert" not in argv
+    assert flag(argv, "--dtype") == "float32"
+    assert "--served-model-name" not in argv and "--api-key" not in argv
+
+
+def test_the_callers_dtype_and_flags_replace_the_chosen_ones(rm_export, tmp_path):
+    env = fake_built_env("vllm-cpu", tmp_path)
+    assert flag(VLLMServer(rm_export, dtype="auto", env=env).argv(), "--dtype") == "auto"
+    args = ("--dtype", "bfloat16", "--gpu-memory-utilization=0.3", "--max-model-len", "64")
+    argv = VLLMServer(rm_export, args=args, env=env).argv()
+    assert flag(argv, "--dtype") == "bfloat16"
+    assert "--gpu-memory-utilization" not in argv and "--gpu-memory-utilization=0.3" in argv
+    assert flag(argv, "--max-model-len") == "64"
+
+
+def test_cpu_memory_settings_only_on_the_cpu_build_and_a_users_kv_cache_wins(
+    rm_export, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    cuda = VLLMServer(rm_export, env=fake_built_env("vllm", tmp_path))
+    assert "--gpu-memory-utilization" not in cuda.argv()
+    assert "VLLM_CPU_KVCACHE_SPACE" not in cuda.variables()
+    mine = VLLMServer(
+        rm_export, environ={"VLLM_CPU_KVCACHE_SPACE": "8"}, env=fake_built_env("vllm-cpu", tmp_path)
+    )
+    assert mine.variables()["VLLM_CPU_KVCACHE_SPACE"] == "8"
+
+
+def test_an_export_vllm_does_not_serve_is_refused_with_the_exports_note(rm_export, tmp_path):
+    folder = Path(shutil.copytree(rm_export, tmp_path / "copy"))
+    info = json.loads((folder / "mg_export.json").read_text())
+    info["serve"]["vllm>=0.33"] = {"command": None, "note": "Foo is not registered"}
+    (folder / "mg_export.json").write_text(json.dumps(info))
+    with pytest.raises(
+        VLLMError, match=r"copy/mg_export.json: vLLM does not serve this export: Foo is not regis"
+    ):
+        VLLMServer(folder, env=fake_built_env("vllm-cpu", tmp_path)).argv()
+
+
+def test_a_missing_folder_and_a_taken_port_are_one_line_errors(rm_export, tmp_path):
+    env = fake_built_env("vllm-cpu", tmp_path)
+    with pytest.raises(VLLMError, match="nowhere: no such model folder"):
+        VLLMServer(tmp_path / "nowhere", env=env).argv()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(VLLMError, match=f"--port {port}: cannot listen on 127.0.0.1:{port}"):
+            VLLMServer(rm_export, port=port, env=env).start()
+
+
+# --- real vLLM (one server at a time) ---------------------------------------------------------------------
+
+
+def post(url: str, path: str, body: dict, key: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), headers=headers)
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def transformers_scores(folder: Path, texts: list[str]) -> list[float]:
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    with torch.no_grad():
+        return [model(**tokenizer(text, return_tensors="pt")).logits[0, 0].item() for text in texts]
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_rm_scores_match_transformers_and_the_process_group_is_gone_after(rm_export, tmp_path):
+    expected = transformers_scores(rm_export, TEXTS)
+    assert max(abs(s) for s in expected) > 0.5  # scores large enough for float16 to round them off
+    with VLLMServer(rm_export, served_model_name="rm", log=tmp_path / "vllm.log") as server:
+        pid = server.pid
+        assert len(group_members(pid)) >= 2  # the API server and its engine-core process
+        reply = post(server.url, "/classify", {"model": "rm", "input": TEXTS})
+        served = [row["probs"][0] for row in sorted(reply["data"], key=lambda r: r["index"])]
+    assert served == pytest.approx(expected, abs=1e-4)
+    assert group_members(pid) == []
+    assert "dtype=torch.float32" in (tmp_path / "vllm.log").read_text()  # as vLLM ran it
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_a_vllm_that_exits_at_start_is_an_error_with_its_log_tail(rm_export):
+    server = VLLMServer(rm_export, args=("--max-model-len", "not-a-number"))
+    with pytest.raises(VLLMError) as caught:
+        server.start()
+    assert caught.value.summary == f"vLLM exited with code 2 while starting {rm_export}"
+    assert "--max-model-len" in caught.value.tail and "not-a-number" in caught.value.tail
+    assert "last lines of vLLM's log" in str(caught.value)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_a_start_past_its_timeout_is_an_error_and_leaves_no_process(rm_export):
+    server = VLLMServer(rm_export, startup_timeout=3)
+    with pytest.raises(VLLMError, match=r"vLLM did not answer http://127.0.0.1:\d+/health within 3s"):
+        server.start()
+    assert server.pid is None  # start() stopped what it started
+    assert not [p for p in vllm_processes() if f"--port {server.port}" in cmdline(p)]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def vllm_processes() -> list[int]:
+    """vLLM's API servers running now (and their forked children)."""
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    return [pid for pid in pids if "vllm.entrypoints.openai.api_server" in cmdline(pid)]
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_with", [signal.SIGTERM, signal.SIGINT])
+def test_mg_serve_engine_vllm_owns_the_port_until_sigterm_or_ctrl_c(rm_export, stop_with):
+    port = free_port()
+    command = [sys.executable, "-m", "mg_serve", str(rm_export), "--engine", "vllm", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--api-key", "secret", "--served-model-name", "rm"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"},
+    )
+    try:
+        line = proc.stdout.readline()  # printed once vLLM answers /health
+        assert line == f"mg-serve: vLLM is serving {rm_export} as 'rm' at http://127.0.0.1:{port}\n"
+        url = f"http://127.0.0.1:{port}"
+        groups = {os.getpgid(p) for p in vllm_processes() if f"--port {port}" in cmdline(p)}
+        assert len(groups) == 1  # vLLM itself listens on the port asked for, in a process group of its own
+        assert os.getpgid(proc.pid) not in groups
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            post(url, "/v1/embeddings", {"model": "rm", "input": "hi"})
+        assert refused.value.code == 401
+        models = urllib.request.Request(url + "/v1/models", headers={"Authorization": "Bearer secret"})
+        with urllib.request.urlopen(models, timeout=30) as response:
+            assert [m["id"] for m in json.loads(response.read())["data"]] == ["rm"]
+        proc.send_signal(stop_with)
+        assert proc.wait(timeout=60) == 0
+        assert [group_members(g) for g in groups] == [[]]
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # the command stops its vLLM
+            proc.wait(timeout=60)
+
+
+# --- the two engines agree (the issue's proof, here on exports made without training) ----------------------
+
+
+def served_by_both(
+    folder: Path, requests: list[tuple[str, dict]], log: Path
+) -> tuple[list[dict], list[dict]]:
+    """The replies of the torch engine (mg-serve's app) and of vLLM to the same requests, one after the other."""
+    with running(create_app(folder, served_model_name="m")) as url:
+        ours = [post(url, path, body) for path, body in requests]
+    with VLLMServer(folder, served_model_name="m", log=log) as server:
+        theirs = [post(server.url, path, body) for path, body in requests]
+    return ours, theirs
+
+
+def vectors(reply: dict) -> np.ndarray:
+    return np.array([row["embedding"] for row in sorted(reply["data"], key=lambda r: r["index"])])
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_torch_and_vllm_engines_agree_on_an_embedder(embed_export, tmp_path):
+    query = "How do I get my money back?"
+    docs = ["Refunds go to the original card.", "Our stores open at 9am.", "Returns are free.", "我想退款"]
+    body = {"model": "m", "input": [query, *docs, *TEXTS]}
+    requests = [("/v1/embeddings", body), ("/v1/embeddings", {**body, "dimensions": 64})]
+    ours, theirs = served_by_both(embed_export, requests, tmp_path / "vllm.log")
+    for mine, vllm in zip(ours, theirs, strict=True):
+        a, b = vectors(mine), vectors(vllm)
+        assert a.shape == b.shape
+        assert cosines(a, b).min() > 0.999
+        # The documents in the same order of similarity to the query.
+        assert list(np.argsort(-(a[1:5] @ a[0]))) == list(np.argsort(-(b[1:5] @ b[0])))
+    assert vectors(ours[1]).shape[1] == 64
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_torch_and_vllm_engines_agree_on_a_classifier(classify_export, tmp_path):
+    requests = [("/classify", {"model": "m", "input": TEXTS})]
+    (ours,), (theirs,) = served_by_both(classify_export, requests, tmp_path / "vllm.log")
+    mine = sorted(ours["data"], key=lambda r: r["index"])
+    vllm = sorted(theirs["data"], key=lambda r: r["index"])
+    assert len(mine) == len(vllm) == len(TEXTS)
+    for a, b in zip(mine, vllm, strict=True):
+        assert a["label"] == b["label"]
+        assert a["num_classes"] == b["num_classes"] == 3
+        assert a["probs"] == pytest.approx(b["probs"], abs=1e-3)
+        assert list(np.argsort(a["probs"])) == list(np.argsort(b["probs"]))
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_vllm_ends_when_the_process_that_started_it_is_killed(rm_export):
+    port = free_port()
+    code = "import sys; from mg_serve.vllm_engine import VLLMServer; VLLMServer(sys.argv[1], port=int(sys.argv[2])).start()"
+    starter = subprocess.Popen([sys.executable, "-c", code, str(rm_export), str(port)])
+    try:
+        deadline = time.monotonic() + 120
+        while not (served := [p for p in vllm_processes() if f"--port {port}" in cmdline(p)]):
+            assert starter.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        starter.kill()  # no chance to stop vLLM itself
+        starter.wait()
+    deadline = time.monotonic() + 60
+    while group_members(served[0]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert group_members(served[0]) == []
