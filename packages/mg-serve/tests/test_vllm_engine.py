@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +145,11 @@ def test_a_missing_folder_and_a_taken_port_are_one_line_errors(rm_export, tmp_pa
             VLLMServer(rm_export, port=port, env=env).start()
 
 
-# --- real vLLM (one server at a time) ---------------------------------------------------------------------
+# --- real vLLM ----------------------------------------------------------------------------------------------
+# A vLLM start costs a minute or more on a 2-core machine, so the suite starts a full server three times only:
+# the embedder and the classifier of the agreement tests, and one `mg-serve --engine vllm` on the rm export
+# that the last section's tests share. The other tests here stop vLLM within seconds of starting it. The
+# sections run in this order so that at most one vLLM runs at a time (each takes ~1 GiB).
 
 
 def post(url: str, path: str, body: dict, key: str | None = None) -> dict:
@@ -157,19 +166,36 @@ def transformers_scores(folder: Path, texts: list[str]) -> list[float]:
         return [model(**tokenizer(text, return_tensors="pt")).logits[0, 0].item() for text in texts]
 
 
-@pytest.mark.vllm
-@pytest.mark.slow
-def test_rm_scores_match_transformers_and_the_process_group_is_gone_after(rm_export, tmp_path):
-    expected = transformers_scores(rm_export, TEXTS)
-    assert max(abs(s) for s in expected) > 0.5  # scores large enough for float16 to round them off
-    with VLLMServer(rm_export, served_model_name="rm", log=tmp_path / "vllm.log") as server:
-        pid = server.pid
-        assert len(group_members(pid)) >= 2  # the API server and its engine-core process
-        reply = post(server.url, "/classify", {"model": "rm", "input": TEXTS})
-        served = [row["probs"][0] for row in sorted(reply["data"], key=lambda r: r["index"])]
-    assert served == pytest.approx(expected, abs=1e-4)
-    assert group_members(pid) == []
-    assert "dtype=torch.float32" in (tmp_path / "vllm.log").read_text()  # as vLLM ran it
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def vllm_processes() -> list[int]:
+    """vLLM's API servers running now (and their forked children)."""
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    return [pid for pid in pids if "vllm.entrypoints.openai.api_server" in cmdline(pid)]
+
+
+def vllm_groups(port: int) -> set[int]:
+    """The process groups of the vLLM processes serving `port`."""
+    groups = set()
+    for pid in vllm_processes():
+        if f"--port {port}" in cmdline(pid):
+            with suppress(ProcessLookupError):  # it ended between the listing and now
+                groups.add(os.getpgid(pid))
+    return groups
+
+
+def mg_serve_vllm(model_dir: Path, port: int, *options: str, **popen) -> subprocess.Popen:
+    """The real `mg-serve MODEL --engine vllm` command, started in a subprocess."""
+    command = [sys.executable, "-m", "mg_serve", str(model_dir), "--engine", "vllm", "--port", str(port)]
+    return subprocess.Popen([*command, *options], text=True, **popen)
+
+
+# --- vLLM started and stopped within seconds --------------------------------------------------------------
 
 
 @pytest.mark.vllm
@@ -193,52 +219,71 @@ def test_a_start_past_its_timeout_is_an_error_and_leaves_no_process(rm_export):
     assert not [p for p in vllm_processes() if f"--port {server.port}" in cmdline(p)]
 
 
-def cmdline(pid: int) -> str:
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_vllm_ends_when_the_process_that_started_it_is_killed(rm_export):
+    port = free_port()
+    code = "import sys; from mg_serve.vllm_engine import VLLMServer; VLLMServer(sys.argv[1], port=int(sys.argv[2])).start()"
+    starter = subprocess.Popen([sys.executable, "-c", code, str(rm_export), str(port)])
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
+        deadline = time.monotonic() + 120
+        while not (served := [p for p in vllm_processes() if f"--port {port}" in cmdline(p)]):
+            assert starter.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        starter.kill()  # no chance to stop vLLM itself
+        starter.wait()
+    deadline = time.monotonic() + 60
+    while group_members(served[0]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert group_members(served[0]) == []
 
 
-def vllm_processes() -> list[int]:
-    """vLLM's API servers running now (and their forked children)."""
-    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-    return [pid for pid in pids if "vllm.entrypoints.openai.api_server" in cmdline(pid)]
+def read_lines(stream) -> queue.Queue:
+    """The lines of `stream` as they come, read by a thread (None at its end), for reads with a timeout."""
+    lines: queue.Queue = queue.Queue()
+
+    def copy() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=copy, daemon=True).start()
+    return lines
+
+
+def next_line(lines: queue.Queue, seconds: float = 120) -> str:
+    line = lines.get(timeout=seconds)
+    assert line is not None, "mg-serve ended"
+    return line
 
 
 @pytest.mark.vllm
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_with", [signal.SIGTERM, signal.SIGINT])
-def test_mg_serve_engine_vllm_owns_the_port_until_sigterm_or_ctrl_c(rm_export, stop_with):
+def test_ctrl_c_while_vllm_starts_stops_its_process_group_and_mg_serve_exits_0(rm_export):
+    # Ctrl-C (SIGINT) is checked here, on a vLLM still starting: a start is a minute that a second full
+    # server would cost. SIGTERM on a serving vLLM is the last test of the file.
     port = free_port()
-    command = [sys.executable, "-m", "mg_serve", str(rm_export), "--engine", "vllm", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*command, "--api-key", "secret", "--served-model-name", "rm"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"},
-    )
+    proc = mg_serve_vllm(rm_export, port, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        line = proc.stdout.readline()  # printed once vLLM answers /health
-        assert line == f"mg-serve: vLLM is serving {rm_export} as 'rm' at http://127.0.0.1:{port}\n"
-        url = f"http://127.0.0.1:{port}"
-        groups = {os.getpgid(p) for p in vllm_processes() if f"--port {port}" in cmdline(p)}
-        assert len(groups) == 1  # vLLM itself listens on the port asked for, in a process group of its own
-        assert os.getpgid(proc.pid) not in groups
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            post(url, "/v1/embeddings", {"model": "rm", "input": "hi"})
-        assert refused.value.code == 401
-        models = urllib.request.Request(url + "/v1/models", headers={"Authorization": "Bearer secret"})
-        with urllib.request.urlopen(models, timeout=30) as response:
-            assert [m["id"] for m in json.loads(response.read())["data"]] == ["rm"]
-        proc.send_signal(stop_with)
+        stderr = read_lines(proc.stderr)
+        while not next_line(stderr).startswith("mg-serve: starting vLLM: "):
+            pass
+        next_line(stderr)  # vLLM's own first line: its process is running and mg-serve waits for /health
+        groups = vllm_groups(port)
+        assert len(groups) == 1
+        proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         assert [group_members(g) for g in groups] == [[]]
+        assert proc.stdout.read() == ""  # it never said it was serving: the signal came during the start
+        rest = []
+        while (line := stderr.get(timeout=10)) is not None:
+            rest.append(line)
+        assert "mg-serve: stopped vLLM\n" in rest
     finally:
         if proc.poll() is None:
-            proc.terminate()  # the command stops its vLLM
-            proc.wait(timeout=60)
+            proc.kill()
+            proc.wait()
 
 
 # --- the two engines agree (the issue's proof, here on exports made without training) ----------------------
@@ -247,11 +292,15 @@ def test_mg_serve_engine_vllm_owns_the_port_until_sigterm_or_ctrl_c(rm_export, s
 def served_by_both(
     folder: Path, requests: list[tuple[str, dict]], log: Path
 ) -> tuple[list[dict], list[dict]]:
-    """The replies of the torch engine (mg-serve's app) and of vLLM to the same requests, one after the other."""
+    """The replies of the torch engine (mg-serve's app) and of vLLM to the same requests, one after the other.
+    Also checks that VLLMServer leaves no process of vLLM's group behind when its `with` block ends."""
     with running(create_app(folder, served_model_name="m")) as url:
         ours = [post(url, path, body) for path, body in requests]
     with VLLMServer(folder, served_model_name="m", log=log) as server:
+        pid = server.pid
+        assert len(group_members(pid)) >= 2  # the API server and its engine-core process
         theirs = [post(server.url, path, body) for path, body in requests]
+    assert group_members(pid) == []
     return ours, theirs
 
 
@@ -295,21 +344,95 @@ def test_torch_and_vllm_engines_agree_on_a_classifier(classify_export, tmp_path)
         assert list(np.argsort(a["probs"])) == list(np.argsort(b["probs"]))
 
 
+# --- one `mg-serve --engine vllm` on the rm export, shared by the tests below -------------------------------
+# They run in file order; the last one stops the server, so a test that needs it goes above that one.
+
+
+@dataclass
+class ServedByCli:
+    proc: subprocess.Popen
+    port: int
+    first_line: str  # what mg-serve printed on stdout once vLLM answered /health
+    log: Path  # mg-serve's stderr: its own lines and vLLM's log
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def running(self) -> ServedByCli:
+        if self.proc.poll() is not None:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+            pytest.fail(f"mg-serve exited with code {self.proc.returncode}; its stderr ends with:\n{tail}")
+        return self
+
+
+@pytest.fixture(scope="module")
+def rm_by_cli(rm_export, tmp_path_factory) -> Iterator[ServedByCli]:
+    """`mg-serve RM --engine vllm --api-key secret --served-model-name rm`, serving once its first line is out."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("mg-serve-vllm") / "stderr.log"
+    with open(log, "w") as sink:  # a file, not a pipe: vLLM's log at INFO would fill a pipe nobody reads
+        proc = mg_serve_vllm(
+            rm_export,
+            port,
+            "--api-key",
+            "secret",
+            "--served-model-name",
+            "rm",
+            stdout=subprocess.PIPE,
+            stderr=sink,
+        )
+    try:
+        yield ServedByCli(proc, port, proc.stdout.readline(), log)  # readline: "" when mg-serve ended
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # the command stops its vLLM
+            proc.wait(timeout=60)
+        proc.stdout.close()
+
+
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_vllm_ends_when_the_process_that_started_it_is_killed(rm_export):
-    port = free_port()
-    code = "import sys; from mg_serve.vllm_engine import VLLMServer; VLLMServer(sys.argv[1], port=int(sys.argv[2])).start()"
-    starter = subprocess.Popen([sys.executable, "-c", code, str(rm_export), str(port)])
-    try:
-        deadline = time.monotonic() + 120
-        while not (served := [p for p in vllm_processes() if f"--port {port}" in cmdline(p)]):
-            assert starter.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
-    finally:
-        starter.kill()  # no chance to stop vLLM itself
-        starter.wait()
-    deadline = time.monotonic() + 60
-    while group_members(served[0]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert group_members(served[0]) == []
+def test_mg_serve_engine_vllm_has_vllm_listen_on_its_port_in_a_process_group_of_its_own(rm_by_cli, rm_export):
+    served = rm_by_cli.running()
+    assert served.first_line == f"mg-serve: vLLM is serving {rm_export} as 'rm' at {served.url}\n"
+    groups = vllm_groups(served.port)
+    assert len(groups) == 1  # vLLM itself listens on the port asked for, in a process group of its own
+    assert os.getpgid(served.proc.pid) not in groups
+    assert len(group_members(groups.pop())) >= 2  # the API server and its engine-core process
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_vllm_serves_an_fp32_rm_in_float32_and_its_scores_match_transformers(rm_by_cli, rm_export):
+    expected = transformers_scores(rm_export, TEXTS)
+    assert max(abs(s) for s in expected) > 0.5  # scores large enough for float16 to round them off
+    reply = post(rm_by_cli.running().url, "/classify", {"model": "rm", "input": TEXTS}, key="secret")
+    served = [row["probs"][0] for row in sorted(reply["data"], key=lambda r: r["index"])]
+    assert served == pytest.approx(expected, abs=1e-4)
+    assert "dtype=torch.float32" in rm_by_cli.log.read_text()  # as vLLM ran it
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_vllm_started_by_mg_serve_needs_its_api_key(rm_by_cli):
+    url = rm_by_cli.running().url
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        post(url, "/v1/embeddings", {"model": "rm", "input": "hi"})
+    assert refused.value.code == 401
+    models = urllib.request.Request(url + "/v1/models", headers={"Authorization": "Bearer secret"})
+    with urllib.request.urlopen(models, timeout=30) as response:
+        assert [m["id"] for m in json.loads(response.read())["data"]] == ["rm"]
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_sigterm_stops_mg_serve_with_exit_0_and_vllms_whole_process_group(rm_by_cli):
+    # The last test on the shared server (it stops it). Ctrl-C is checked on a vLLM still starting, above.
+    served = rm_by_cli.running()
+    groups = vllm_groups(served.port)
+    assert len(groups) == 1
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=60) == 0
+    assert [group_members(g) for g in groups] == [[]]
+    assert "mg-serve: stopped vLLM\n" in served.log.read_text()
