@@ -95,7 +95,7 @@ def cli(
         from mg_serve.vllm_engine import VLLMError, serve_with_vllm
 
         try:
-            serve_with_vllm(model_dir, host, port, api_key, name)
+            serve_with_vllm(model_dir, host, port, api_key, name, dtype=None if dtype == "auto" else dtype)
         except VLLMError as e:
             click.echo(f"error: {str(e).splitlines()[0]}", err=True)
             sys.exit(1)
