@@ -208,6 +208,8 @@ def test_llamafactory_flash_attn_values_become_attn_implementation():
         ({"quantization_bit": 4}, "set finetuning_type: lora"),
         ({"quantization_bit": 4, "finetuning_type": "lora"}, r"\(QLoRA, bitsandbytes\) needs a CUDA GPU"),
         ({"quantization_bit": 3}, "quantization_bit must be 4 or 8, not 3"),
+        ({"eval_max_new_tokens": 0}, "eval_max_new_tokens must be > 0, not 0"),
+        ({"train_on": "user"}, "train_on must be one of assistant, last_assistant, all, not 'user'"),
         (
             {"task": "classify", "attn_implementation": "sdpa"},
             "attn_implementation is for the generative tasks",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mg_heads.packing import Sample
-from mg_train.args import Limit, at_least, one_of
+from mg_train.args import at_least, one_of, positive
 from mg_train.tasks.causal_lm import LMTrainer, Rows, collator
 from mg_train.tasks.generative import GenerativeConfig, build_causal_lm, export, prepare_tokenizer, segments
 
@@ -50,7 +50,7 @@ class Config(GenerativeConfig):
     limits = {
         "train_on": one_of("assistant", "last_assistant", "all"),
         "eval_generate": at_least(0),
-        "eval_max_new_tokens": Limit(lambda v: v > 0, "> 0"),
+        "eval_max_new_tokens": positive(),
     }
 
 
