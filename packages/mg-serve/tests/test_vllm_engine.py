@@ -391,15 +391,35 @@ def rm_by_cli(rm_export, tmp_path_factory) -> Iterator[ServedByCli]:
         proc.stdout.close()
 
 
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return None
+
+
+def vllm_groups_started_by(pid: int) -> set[int]:
+    """The process groups of the vLLM API servers process `pid` started."""
+    groups = set()
+    for child in vllm_processes():
+        if parent_of(child) == pid:
+            with suppress(ProcessLookupError):
+                groups.add(os.getpgid(child))
+    return groups
+
+
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_mg_serve_engine_vllm_has_vllm_listen_on_its_port_in_a_process_group_of_its_own(rm_by_cli, rm_export):
+def test_mg_serve_engine_vllm_with_a_key_puts_vllm_behind_its_proxy(rm_by_cli, rm_export):
     served = rm_by_cli.running()
     assert served.first_line == f"mg-serve: vLLM is serving {rm_export} as 'rm' at {served.url}\n"
-    groups = vllm_groups(served.port)
-    assert len(groups) == 1  # vLLM itself listens on the port asked for, in a process group of its own
+    assert vllm_groups(served.port) == set()  # vLLM does not listen on the port asked for: the proxy does
+    groups = vllm_groups_started_by(served.proc.pid)
+    assert len(groups) == 1  # vLLM, started by mg-serve, in a process group of its own
     assert os.getpgid(served.proc.pid) not in groups
     assert len(group_members(groups.pop())) >= 2  # the API server and its engine-core process
+    vllm_cmdline = cmdline(next(p for p in vllm_processes() if parent_of(p) == served.proc.pid))
+    assert "--host 127.0.0.1" in vllm_cmdline and "--api-key" not in vllm_cmdline
 
 
 @pytest.mark.vllm
@@ -415,14 +435,29 @@ def test_vllm_serves_an_fp32_rm_in_float32_and_its_scores_match_transformers(rm_
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_vllm_started_by_mg_serve_needs_its_api_key(rm_by_cli):
+def test_vllm_started_by_mg_serve_needs_its_api_key_on_every_route_but_health(rm_by_cli):
+    # vLLM's own --api-key would leave /classify, /pooling, /tokenize and /metrics open.
     url = rm_by_cli.running().url
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        post(url, "/v1/embeddings", {"model": "rm", "input": "hi"})
-    assert refused.value.code == 401
+    for path, body in [
+        ("/v1/embeddings", {"model": "rm", "input": "hi"}),
+        ("/classify", {"model": "rm", "input": "hi"}),
+        ("/pooling", {"model": "rm", "input": "hi"}),
+        ("/tokenize", {"model": "rm", "prompt": "hi"}),
+    ]:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            post(url, path, body)
+        assert refused.value.code == 401
+        assert json.loads(refused.value.read())["error"]["code"] == 401
+    for path in ("/metrics", "/v1/models"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + path, timeout=30)
+        assert refused.value.code == 401
+    with urllib.request.urlopen(url + "/health", timeout=30) as response:
+        assert response.status == 200
     models = urllib.request.Request(url + "/v1/models", headers={"Authorization": "Bearer secret"})
     with urllib.request.urlopen(models, timeout=30) as response:
         assert [m["id"] for m in json.loads(response.read())["data"]] == ["rm"]
+    assert post(url, "/tokenize", {"model": "rm", "prompt": "hi"}, key="secret")["count"] >= 1
 
 
 @pytest.mark.vllm
@@ -430,7 +465,7 @@ def test_vllm_started_by_mg_serve_needs_its_api_key(rm_by_cli):
 def test_sigterm_stops_mg_serve_with_exit_0_and_vllms_whole_process_group(rm_by_cli):
     # The last test on the shared server (it stops it). Ctrl-C is checked on a vLLM still starting, above.
     served = rm_by_cli.running()
-    groups = vllm_groups(served.port)
+    groups = vllm_groups_started_by(served.proc.pid)
     assert len(groups) == 1
     served.proc.send_signal(signal.SIGTERM)
     assert served.proc.wait(timeout=60) == 0

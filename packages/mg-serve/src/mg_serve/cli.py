@@ -91,11 +91,13 @@ def cli(
         engine = "vllm" if vllm_available() else "torch"
     sock = bind(host, port)
     if engine == "vllm":
-        sock.close()  # vLLM binds the port itself; this only checked that it is free
         from mg_serve.vllm_engine import VLLMError, serve_with_vllm
 
         try:
-            serve_with_vllm(model_dir, host, port, api_key, name, dtype=None if dtype == "auto" else dtype)
+            # The socket: the API-key proxy listens on it; without a key it is closed for vLLM to bind.
+            serve_with_vllm(
+                model_dir, host, port, api_key, name, dtype=None if dtype == "auto" else dtype, sock=sock
+            )
         except VLLMError as e:
             click.echo(f"error: {str(e).splitlines()[0]}", err=True)
             sys.exit(1)

@@ -446,19 +446,25 @@ def serve_with_vllm(
     api_key: str | None = None,
     served_model_name: str | None = None,
     dtype: str | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
-    """`mg-serve --engine vllm`: vLLM itself listens on host:port (with the API key), its log on stderr; the
-    URL is printed once it answers /health. `dtype` None: the weights' own (see VLLMServer). Returns on
-    Ctrl-C or SIGTERM after stopping vLLM cleanly; VLLMError when it cannot start or exits on its own."""
+    """`mg-serve --engine vllm`: without an API key vLLM itself listens on host:port; with one, vLLM listens
+    on a private loopback port behind mg-serve's key-checking proxy on host:port (see mg_serve.vllm_proxy).
+    vLLM's log goes to stderr; the URL is printed once it answers /health. `dtype` None: the weights' own
+    (see VLLMServer). `sock`: host:port already bound by the caller (the proxy serves on it; closed
+    otherwise, for vLLM to bind). Returns on Ctrl-C or SIGTERM after stopping vLLM cleanly; VLLMError when
+    it cannot start or exits on its own."""
 
     def say(message: str) -> None:
         print(f"mg-serve: {message}", file=sys.stderr, flush=True)
 
+    behind_proxy = bool(api_key)
+    if sock is not None and not behind_proxy:
+        sock.close()  # vLLM binds the port itself
     server = VLLMServer(
         model_dir,
-        host=host,
-        port=port,
-        api_key=api_key,
+        host="127.0.0.1" if behind_proxy else host,
+        port=None if behind_proxy else port,
         served_model_name=served_model_name,
         dtype=dtype,
         echo=True,
@@ -467,7 +473,59 @@ def serve_with_vllm(
     with _sigterm_as_interrupt():
         try:
             with server:
-                print(f"mg-serve: vLLM is serving {model_dir} as {server.name!r} at {server.url}", flush=True)
-                server.wait()
+                if behind_proxy:
+                    assert api_key is not None
+                    sock = sock or _bound(host, port)
+                    sock.listen(
+                        2048
+                    )  # connections wait in the backlog from the line below until uvicorn runs
+                url = f"http://{_connect_host(host)}:{port}"
+                print(f"mg-serve: vLLM is serving {model_dir} as {server.name!r} at {url}", flush=True)
+                if behind_proxy:
+                    assert api_key is not None and sock is not None
+                    _serve_proxy(server, api_key, sock)
+                else:
+                    server.wait()
         except KeyboardInterrupt:
             say("stopped vLLM")
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise VLLMError(f"--port {port}: cannot listen on {host}:{port} ({err.strerror})") from None
+    return sock
+
+
+def _serve_proxy(server: VLLMServer, api_key: str, sock: socket.socket) -> None:
+    """The key-checking proxy on `sock` in front of `server` until Ctrl-C/SIGTERM (KeyboardInterrupt, once
+    uvicorn has finished its requests) or until vLLM exits (VLLMError with its log tail)."""
+    import uvicorn
+
+    from mg_serve.vllm_proxy import create_proxy_app
+
+    proxy = uvicorn.Server(
+        uvicorn.Config(
+            create_proxy_app(server.url, api_key), log_level="warning", timeout_graceful_shutdown=10
+        )
+    )
+    assert server._proc is not None
+    proc = server._proc
+    exited: list[int] = []
+
+    def watch() -> None:  # vLLM gone: nothing left to proxy to, so the proxy ends too
+        exited.append(proc.wait())
+        proxy.should_exit = True
+
+    threading.Thread(target=watch, name="vllm-watch", daemon=True).start()
+    # uvicorn takes SIGINT/SIGTERM while it runs and raises them again once it has shut down: they reach
+    # _sigterm_as_interrupt's handler (or Python's) as KeyboardInterrupt, and `with server` stops vLLM.
+    proxy.run(sockets=[sock])
+    if exited:
+        raise VLLMError(
+            f"vLLM exited with code {exited[0]} while serving {server.model_dir}", server._finished_output()
+        )
