@@ -83,6 +83,10 @@ def compile_lock(
             overrides = Path(tmp) / "overrides.txt"
             overrides.write_text("".join(f"{name}; sys_platform == 'never'\n" for name in profile.drop))
             args += ["--overrides", str(overrides)]
+        if profile.constraints.get(version):
+            constraints = Path(tmp) / "constraints.txt"
+            constraints.write_text("".join(f"{line}\n" for line in profile.constraints[version]))
+            args += ["--constraint", str(constraints)]
         for name in profile.only_binary:
             args += ["--only-binary", name]
         for link in find_links:

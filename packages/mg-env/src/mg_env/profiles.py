@@ -62,6 +62,13 @@ class Profile:
             "(others use lockgen.EXCLUDE_NEWER)."
         },
     )
+    constraints: dict[str, tuple[str, ...]] = field(
+        default_factory=dict,
+        metadata={
+            "help": "version -> requirements the resolution must also satisfy (uv --constraint), for "
+            "dependencies the top-level requirement leaves too open."
+        },
+    )
     lock_dir: Path = field(default=LOCKS_DIR, metadata={"help": "Folder holding this profile's lock files."})
 
     def requirement_for(self, version: str) -> str:
@@ -69,6 +76,11 @@ class Profile:
 
 
 _VLLM_SERVE = ("{python}", "-m", "vllm.entrypoints.openai.api_server")
+# torchaudio loads only beside the torch it was built with ("compiled with different CUDA versions", or
+# undefined symbols: torchaudio 2.11.1 beside torch 2.11.0); its last release pair is torch 2.11.0. LLaMA-Factory
+# 0.9.4+ imports it for its data pipeline whatever the task but leaves torch open, so a fresh resolution
+# took torch 2.15 and the env could not train.
+_TORCH_MATCHING_TORCHAUDIO = ("torch==2.11.0", "torchaudio==2.11.0", "torchvision==0.26.0")
 
 PROFILES: dict[str, Profile] = {
     p.name: p
@@ -81,7 +93,10 @@ PROFILES: dict[str, Profile] = {
             default_version="0.9.5",
             # PyAV's sdist needs FFmpeg's headers; some releases LLaMA-Factory allows have no wheels.
             only_binary=("av",),
-            check=("{bin}/llamafactory-cli", "version"),
+            constraints={"0.9.4": _TORCH_MATCHING_TORCHAUDIO, "0.9.5": _TORCH_MATCHING_TORCHAUDIO},
+            # `llamafactory-cli version` passes with a torchaudio that cannot load; training imports the data
+            # pipeline, which imports it.
+            check=("{python}", "-c", "import llamafactory.data, llamafactory.train.tuner"),
             key_packages=("llamafactory", "torch", "transformers", "trl", "peft", "accelerate", "datasets"),
             entrypoints={"llamafactory-cli": ("{bin}/llamafactory-cli",)},
             # 0.9.2 and 0.9.3 pin numpy<2 but leave pyarrow open, and today's pyarrow needs numpy 2: their
