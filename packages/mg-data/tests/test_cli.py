@@ -94,8 +94,13 @@ def test_user_errors_are_one_line(tmp_path):
     r = mg_data("convert", tmp_path / "missing.jsonl", tmp_path / "o.jsonl", "--to", "messages")
     assert (r.returncode, r.stderr.strip()) == (2, f"error: {tmp_path / 'missing.jsonl'}: no such file")
     (tmp_path / "x.jsonl").write_text("{}\n")
+    r = mg_data("convert", tmp_path / "x.jsonl", tmp_path / "o.xml", "--to", "messages")
+    assert r.returncode == 2 and "unknown file type '.xml'" in r.stderr and "Traceback" not in r.stderr
     r = mg_data("convert", tmp_path / "x.jsonl", tmp_path / "o.csv", "--to", "messages")
-    assert r.returncode == 2 and "unknown file type '.csv'" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        r.stderr
+        == f"error: {tmp_path / 'o.csv'}: mg-data reads .csv but does not write it; use .jsonl, .json or .parquet\n"
+    )
     r = mg_data("convert", tmp_path / "x.jsonl", tmp_path / "o.jsonl", "--to", "yaml")
     assert r.returncode == 2 and "Invalid value for '--to'" in r.stderr
 

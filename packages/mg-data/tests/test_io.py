@@ -87,8 +87,8 @@ def test_atomic_writer_keeps_previous_file_on_failure(tmp_path):
 
 
 def test_unknown_suffix_and_missing_file(tmp_path):
-    with pytest.raises(DataError, match="unknown file type '.csv'"):
-        list(iter_rows(tmp_path / "x.csv"))
+    with pytest.raises(DataError, match="unknown file type '.xml'"):
+        list(iter_rows(tmp_path / "x.xml"))
     with pytest.raises(DataError, match="no such file"):
         list(iter_rows(tmp_path / "x.jsonl"))
 

@@ -1,4 +1,6 @@
-"""The `mg-data` command: convert, validate, stats, preview."""
+"""The `mg-data` command: convert, validate, stats, preview, export-lf.
+
+Every INPUT is a data file or a LLaMA-Factory dataset reference, DIR/dataset_info.json#NAME."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from tqdm import tqdm
 
 from mg_data import formats, pipeline, tasks
 from mg_data.errors import DataError, Rejected
+from mg_data.sources import input_files, open_source, prepared_rows
 from mg_fs import SameFileError, exit_on_sigterm, refuse_same_files
 
 FORMAT_CHOICE = click.Choice(list(formats.FORMATS))
@@ -27,7 +30,7 @@ def _say(message: str) -> None:
 def _refuse_same_files(input, output, output_name: str, skip_invalid: bool, rejects) -> None:
     """One line, before anything is read or written, when an output would overwrite the input."""
     rejects = pipeline.rejects_path(input, output, rejects) if skip_invalid else None
-    refuse_same_files({"INPUT": input}, {output_name: output, "--rejects": rejects})
+    refuse_same_files(input_files(open_source(input), "INPUT"), {output_name: output, "--rejects": rejects})
 
 
 def _finish(report: pipeline.Report, skip_invalid: bool) -> None:
@@ -64,7 +67,9 @@ def cli() -> None:
     "--rejects", type=click.Path(dir_okay=False), help="Rejects file (default OUTPUT.rejects.jsonl)."
 )
 def convert(input, output, to, from_, skip_invalid, rejects):
-    """Convert INPUT (.jsonl/.json/.parquet) between alpaca, sharegpt and messages."""
+    """Convert INPUT between alpaca, sharegpt and messages (pairwise rows stay pairwise).
+
+    INPUT: .jsonl/.json/.parquet/.csv/.txt, or DIR/dataset_info.json#NAME (a LLaMA-Factory dataset)."""
     _refuse_same_files(input, output, "OUTPUT", skip_invalid, rejects)
     report = pipeline.convert_file(
         input,
@@ -115,7 +120,11 @@ def validate(input, task, from_, output, skip_invalid, rejects):
 
 @cli.command()
 @click.argument("input", type=click.Path(dir_okay=False))
-@click.option("--task", type=TASK_CHOICE, default="sft", show_default=True, help="Read rows as this task.")
+@click.option(
+    "--task",
+    type=TASK_CHOICE,
+    help="Read rows as this task (default: sft, or the task a LLaMA-Factory entry is for).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def stats(input, task, as_json):
     """Rows, formats, turns, lengths and labels of INPUT."""
@@ -143,23 +152,23 @@ def stats(input, task, as_json):
 )
 def preview(input, tokenizer, count, from_):
     """Show samples of INPUT as the model sees them; trained-on spans are marked."""
-    from mg_data.io import iter_rows
     from mg_data.preview import load_tokenizer, segments
 
+    source = pipeline.task_source(input, "sft")
     tok = load_tokenizer(tokenizer)
     color = sys.stdout.isatty()
     normalize = pipeline.task_schema("sft", from_)
     shown = 0
-    for line, row, error in iter_rows(input, show_progress=False):
+    for file, line, row, error in prepared_rows(source, show_progress=False, warn=_say):
         if shown >= count:
             break
-        click.echo(click.style(f"── {input}:{line} ", bold=True) + "─" * 40)
+        click.echo(click.style(f"── {file}:{line} ", bold=True) + "─" * 40)
         try:
             if error:
                 raise DataError(error)
             conv = normalize(row, lambda m: None)
         except (DataError, ValueError) as e:
-            click.echo(f"{input}:{line}: {e}", err=True)
+            click.echo(f"{file}:{line}: {e}", err=True)
             continue
         for seg in segments(tok, conv):
             if color:
@@ -172,6 +181,29 @@ def preview(input, tokenizer, count, from_):
         shown += 1
     legend = "green underlined" if color else "⟦ ⟧"
     click.echo(f"trained-on spans are shown {legend}; everything else is context the loss ignores", err=True)
+
+
+@cli.command("export-lf")
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--task",
+    type=click.Choice(["pt", "sft", "rm", "dpo", "kto"]),
+    required=True,
+    help="Read rows as this task.",
+)
+@click.option(
+    "--name", help="Dataset name (default: INPUT's file name without its suffix, or its entry name)."
+)
+def export_lf(input, out_dir, task, name):
+    """Write INPUT as a LLaMA-Factory dataset: OUT_DIR/NAME.jsonl and its entry in OUT_DIR/dataset_info.json
+    (created, or updated keeping its other entries). Bad rows are listed as file:line and nothing is written."""
+    from mg_data.llamafactory import default_name, write_dataset
+
+    name = name or default_name(input)
+    path = write_dataset(input, out_dir, name, task, on_warning=_say)
+    click.echo(f"wrote {path} and dataset {name!r} in {path.parent / 'dataset_info.json'}", err=True)
+    click.echo(f"use it with: dataset: {name} and dataset_dir: {path.parent}", err=True)
 
 
 def run_cli(group: click.Group) -> None:

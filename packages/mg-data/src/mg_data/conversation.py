@@ -103,6 +103,37 @@ def _explain(messages: list, i: int, prev: str | None) -> None:
             )
 
 
+def check_prompt(messages: Any) -> list[dict]:
+    """The prompt of a pairwise row: a well-formed conversation that ends with the user's turn (or a tool
+    result), since the row's chosen and rejected answers are the replies to it."""
+    check_messages(messages, need_response=False)
+    last = messages[-1]["role"]
+    if last not in ("user", "tool"):
+        raise RowError(
+            f"the prompt ends with {'an' if last == 'assistant' else 'a'} {last} message, but in a pairwise "
+            "row it ends with the user's turn: chosen and rejected are the replies to it"
+        )
+    return messages
+
+
+def check_answer(answer: Any, key: str) -> dict:
+    """A chosen or rejected answer of a pairwise row: one assistant message, text or tool calls."""
+    if type(answer) is not dict or answer.get("role") != "assistant":
+        role = answer.get("role") if isinstance(answer, dict) else None
+        raise RowError(
+            f"{key} must be an assistant message, got {type_name(answer) if role is None else role}"
+        )
+    calls = answer.get("tool_calls")
+    if calls is not None:
+        check_tool_calls(calls, key)
+    content = answer.get("content")
+    if content is not None and not isinstance(content, str):
+        raise RowError(f"{key}.content must be a string, got {type_name(content)}")
+    if not calls and not (content or "").strip():
+        raise RowError(f"{key} is empty")
+    return answer
+
+
 def check_tool_calls(calls: Any, where: str) -> None:
     if not isinstance(calls, list) or not calls:
         raise RowError(f"{where}.tool_calls must be a non-empty list")

@@ -1,14 +1,19 @@
-"""Streaming readers and atomic writers for JSONL, JSON and Parquet.
+"""Streaming readers for JSONL, JSON, Parquet, CSV and text, and atomic writers for the first three.
 
 Readers yield `(line, row, error)`: `line` is 1-based (the line in a text file, the row number in Parquet),
 `row` the parsed value (or, with an error, the raw text of the line), `error` None or why the line could
 not be parsed. Bad lines never stop a
-read, so every problem in a file can be reported in one pass. Memory stays flat: JSONL is read a line at
-a time, a JSON array an element at a time, Parquet a record batch at a time.
+read, so every problem in a file can be reported in one pass. Memory stays flat: JSONL, CSV and text are
+read a line at a time, a JSON array an element at a time, Parquet a record batch at a time.
+
+CSV and text are read (LLaMA-Factory's datasets come in them) but not written: a CSV cell holds no list or
+object, a text line no fields. A CSV row is an object of its non-empty cells, all strings (an empty cell is
+absent, as a null is in Parquet); a text line is `{"text": line}`, the row `datasets` makes of it.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Iterator
@@ -20,7 +25,8 @@ from tqdm import tqdm
 from mg_data.errors import DataError, RowError
 from mg_fs import AtomicFile
 
-FILE_TYPES = ("jsonl", "json", "parquet")
+FILE_TYPES = ("jsonl", "json", "parquet", "csv", "txt")
+WRITE_TYPES = ("jsonl", "json", "parquet")
 _BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 20
 # json.dumps/loads with options build a new encoder per call; on millions of rows one shared one is faster.
@@ -31,13 +37,23 @@ Item = tuple[int, Any, str | None]
 
 
 def file_type(path: str | os.PathLike) -> str:
-    """The file type from the name: .jsonl/.ndjson, .json, .parquet."""
+    """The file type from the name: .jsonl/.ndjson, .json, .parquet, .csv, .txt."""
     suffix = Path(path).suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
-    if suffix in (".json", ".parquet"):
+    if suffix in (".json", ".parquet", ".csv", ".txt"):
         return suffix[1:]
-    raise DataError(f"{path}: unknown file type {suffix or '(none)'!r}; use .jsonl, .json or .parquet")
+    raise DataError(
+        f"{path}: unknown file type {suffix or '(none)'!r}; use .jsonl, .json, .parquet, .csv or .txt"
+    )
+
+
+def output_type(path: str | os.PathLike) -> str:
+    """The file type to write from the name: .jsonl, .json or .parquet."""
+    kind = file_type(path)
+    if kind not in WRITE_TYPES:
+        raise DataError(f"{path}: mg-data reads .{kind} but does not write it; use .jsonl, .json or .parquet")
+    return kind
 
 
 def _progress(total: int, unit: str, path: str, show: bool | None) -> tqdm:
@@ -53,17 +69,50 @@ def _progress(total: int, unit: str, path: str, show: bool | None) -> tqdm:
     )
 
 
-def iter_rows(path: str | os.PathLike, *, show_progress: bool | None = None) -> Iterator[Item]:
-    """Yield `(line, row, error)` for every row of a JSONL, JSON or Parquet file."""
+def iter_rows(
+    path: str | os.PathLike,
+    *,
+    show_progress: bool | None = None,
+    kind: str | None = None,
+    blank_lines: bool = False,
+) -> Iterator[Item]:
+    """Yield `(line, row, error)` for every row of a JSONL, JSON, Parquet, CSV or text file.
+
+    A LLaMA-Factory dataset reference (`DIR/dataset_info.json#NAME`) is read as that entry; see
+    mg_data.sources (rows of a folder entry come from several files: `iter_source_rows` names each row's).
+    `kind` overrides the type the name says; `blank_lines` yields a text file's blank lines as empty texts.
+    """
+    from mg_data.sources import is_ref, iter_source_rows
+
+    if is_ref(path):
+        for _, line, row, error in iter_source_rows(path, show_progress=show_progress):
+            yield line, row, error
+        return
     path = str(path)
-    kind = file_type(path)
+    kind = kind or file_type(path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
     if kind == "parquet":
         yield from _iter_parquet(path, show_progress)
         return
     with open(path, "rb") as f, _progress(os.path.getsize(path), "B", path, show_progress) as bar:
-        yield from (_iter_jsonl(f, bar) if kind == "jsonl" else _iter_json_array(f, path, bar))
+        if kind == "jsonl":
+            yield from _iter_jsonl(f, bar)
+        elif kind == "json":
+            yield from _iter_json_array(f, path, bar)
+        elif kind == "csv":
+            yield from _iter_csv(f, path, bar)
+        else:
+            yield from _iter_text(f, bar, blank_lines)
+
+
+def json_layout(path: str | os.PathLike) -> str:
+    """The layout of a JSON file from its first character: `[` is one array of rows ("json"), anything else
+    JSON lines ("jsonl"). For LLaMA-Factory's files: `datasets` reads both layouts under both names, so a
+    .json file of JSON lines is common there."""
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return "json" if head.startswith(b"[") else "jsonl"
 
 
 def _decoder() -> tuple[Any, list[str]]:
@@ -106,6 +155,60 @@ def _iter_jsonl(f: IO[bytes], bar: tqdm) -> Iterator[Item]:
 def _raw(line: bytes) -> str:
     """The text of an unparsable line, for the rejects file."""
     return line.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def _iter_text(f: IO[bytes], bar: tqdm, blank_lines: bool) -> Iterator[Item]:
+    for n, line in enumerate(f, 1):
+        bar.update(len(line))
+        if n == 1 and line.startswith(_BOM):
+            line = line[len(_BOM) :]
+        try:
+            text = line.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            yield n, _raw(line), f"not valid UTF-8 ({e.reason} at byte {e.start})"
+            continue
+        if text.strip() or blank_lines:
+            yield n, {"text": text}, None
+
+
+def _iter_csv(f: IO[bytes], path: str, bar: tqdm) -> Iterator[Item]:
+    """Rows of a CSV file with a header line. A record may span lines (a quoted newline): its line is the
+    first. The whole file is unusable when the header is (no header, a column named twice)."""
+    lines = _decoded_lines(f, path, bar)
+    reader = csv.reader(lines)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        if len(set(header)) != len(header):
+            twice = sorted({name for name in header if header.count(name) > 1})
+            raise DataError(f"{path}:1: the header names column {twice[0]!r} twice")
+        end = reader.line_num
+        for record in reader:
+            start, end = end + 1, reader.line_num
+            if not record:
+                continue  # a blank line
+            if len(record) > len(header):
+                yield start, ",".join(record), f"{len(record)} fields, but the header has {len(header)}"
+                continue
+            yield (
+                start,
+                {name: value for name, value in zip(header, record, strict=False) if value != ""},
+                None,
+            )
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+
+
+def _decoded_lines(f: IO[bytes], path: str, bar: tqdm) -> Iterator[str]:
+    for n, line in enumerate(f, 1):
+        bar.update(len(line))
+        if n == 1 and line.startswith(_BOM):
+            line = line[len(_BOM) :]
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}:{n}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
 
 
 def _iter_json_array(f: IO[bytes], path: str, bar: tqdm) -> Iterator[Item]:
@@ -279,7 +382,7 @@ class AtomicWriter:
 
     def __init__(self, path: str | os.PathLike, *, parquet_batch: int = 10_000):
         self.path = str(path)
-        self.kind = file_type(self.path)
+        self.kind = output_type(self.path)
         self.count = 0
         self._parquet_batch = parquet_batch
         if self.kind == "parquet":

@@ -12,7 +12,8 @@ from typing import Any
 
 from mg_data import formats, tasks
 from mg_data.errors import DataError, Rejected, RowError
-from mg_data.io import AtomicWriter, iter_rows
+from mg_data.io import AtomicWriter
+from mg_data.sources import DEFAULT_SEED, Source, input_files, open_source, split_ref
 from mg_fs import refuse_same_files
 
 Transform = Callable[[Any, Callable[[str], None]], Any]
@@ -53,7 +54,7 @@ class InvalidRows(DataError):
 
 
 def run(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Source,
     transform: Transform,
     *,
     output: str | os.PathLike | None = None,
@@ -62,15 +63,19 @@ def run(
     on_reject: Callable[[Rejected], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
     show_progress: bool | None = None,
+    max_samples: int | None = None,
+    seed: int = DEFAULT_SEED,
 ) -> Report:
-    """Transform every row of `path`. Bad rows go to `on_reject`; with `skip_invalid` they are also written
+    """Transform every row of `path` (a file, a dataset reference or an open source; `max_samples` and `seed`
+    as in mg_data.sources.open_source). Bad rows go to `on_reject`; with `skip_invalid` they are also written
     to `rejects` (default: beside the output) and the output is kept, else the output is not written."""
-    path = str(path)
+    source = _source(path, max_samples, seed)
+    path = source.name
     report = Report(path=path, output=str(output) if output else None)
     if skip_invalid:
         report.rejects_file = rejects_path(path, output, rejects)
     # Before any file is opened: an output that is the input would be truncated before it is read.
-    refuse_same_files({"input": path}, {"output": output, "rejects": report.rejects_file})
+    refuse_same_files(input_files(source, "input"), {"output": output, "rejects": report.rejects_file})
 
     def warn(message: str) -> None:
         if message not in report.warnings:
@@ -81,19 +86,19 @@ def run(
     with ExitStack() as stack:
         out = stack.enter_context(AtomicWriter(output)) if output else None
         bad = stack.enter_context(AtomicWriter(report.rejects_file)) if report.rejects_file else None
-        for line, row, error in iter_rows(path, show_progress=show_progress):
+        for file, line, row, error in source.rows(show_progress=show_progress):
             report.rows += 1
             parsed = error is None
             if parsed:
                 try:
-                    result = transform(row, warn)
+                    result = transform(source.prepare(row, warn), warn)
                     if out:
                         out.write(result)  # raises RowError, before writing, for a row JSON cannot hold
                 except RowError as e:
                     error = str(e)
             if error is not None:
                 report.rejected += 1
-                rejected = Rejected(path, line, error, row)
+                rejected = Rejected(file, line, error, row)
                 if on_reject:
                     on_reject(rejected)
                 if bad:
@@ -109,9 +114,21 @@ def run(
     return report
 
 
+def _source(path: str | os.PathLike | Source, max_samples: int | None, seed: int) -> Source:
+    if isinstance(path, str | os.PathLike):
+        return open_source(path, max_samples=max_samples, seed=seed)
+    return path
+
+
 def rejects_path(path, output=None, rejects=None) -> str:
-    """Where `--skip-invalid` sends bad rows: `rejects`, else beside the output, else beside the input."""
-    return str(rejects or f"{output or path}.rejects.jsonl")
+    """Where `--skip-invalid` sends bad rows: `rejects`, else beside the output, else beside the input (for
+    a dataset reference: NAME.rejects.jsonl beside its dataset_info.json)."""
+    if rejects or output:
+        return str(rejects or f"{output}.rejects.jsonl")
+    ref = split_ref(path)
+    if ref is not None:
+        return os.path.join(os.path.dirname(ref[0]), f"{ref[1]}.rejects.jsonl")
+    return f"{path}.rejects.jsonl"
 
 
 def _reject_record(line: int, reason: str, row: Any, parsed: bool) -> dict:
@@ -130,6 +147,9 @@ def conversion(to: str, from_: str = "auto") -> Transform:
     source = None if from_ == "auto" else formats.get(from_)
 
     def convert(row: Any, warn) -> dict:
+        if formats.is_pairwise(row):
+            reader = source or formats.get(formats.detect_pairwise(row))
+            return target.from_pairwise(reader.to_pairwise(row))
         fmt = source
         if fmt is None:
             name = formats.detect(row)
@@ -152,22 +172,59 @@ def task_schema(task: str, from_: str = "auto") -> Transform:
 
 
 def convert_file(input, output, *, to: str, from_: str = "auto", **kwargs) -> Report:
-    """Convert a conversation file between alpaca, sharegpt and messages (see `run` for the options)."""
+    """Convert a conversation file between alpaca, sharegpt and messages (see `run` for the options).
+    Pairwise rows (chosen/rejected) convert as pairwise rows (mg_data.formats)."""
     return run(input, conversion(to, from_), output=output, **kwargs)
 
 
-def validate_file(input, *, task: str, from_: str = "auto", output=None, **kwargs) -> Report:
+def validate_file(
+    input,
+    *,
+    task: str,
+    from_: str = "auto",
+    output=None,
+    max_samples: int | None = None,
+    seed: int = DEFAULT_SEED,
+    **kwargs,
+) -> Report:
     """Check every row against a task's schema; with `output`, write the normalized examples."""
-    return run(input, task_schema(task, from_), output=output, **kwargs)
+    source = task_source(input, task, max_samples=max_samples, seed=seed)
+    return run(source, task_schema(task, from_), output=output, **kwargs)
 
 
-def iter_examples(path: str | os.PathLike, task: str, *, from_: str = "auto") -> Iterator[dict]:
-    """The normalized examples of a file, for trainers and evaluators. The whole file is checked first,
-    so a bad row fails before any work starts: raises InvalidRows listing every bad row as file:line."""
+def task_source(
+    path: str | os.PathLike, task: str, *, max_samples: int | None = None, seed: int = DEFAULT_SEED
+) -> Source:
+    """The source of `path`, refused in one line when it declares itself unfit for `task` (a dataset entry
+    whose ranking says otherwise, as LLaMA-Factory refuses it)."""
+    source = open_source(path, max_samples=max_samples, seed=seed)
+    source.check_task(task)
+    return source
+
+
+def iter_examples(
+    path: str | os.PathLike,
+    task: str,
+    *,
+    from_: str = "auto",
+    max_samples: int | None = None,
+    seed: int = DEFAULT_SEED,
+) -> Iterator[dict]:
+    """The normalized examples of a file or a dataset reference, for trainers and evaluators.
+
+    `max_samples` keeps the first N rows, LLaMA-Factory's per-dataset cut (for an entry: after its split
+    and num_samples); `seed` drives an entry's num_samples draw (LLaMA-Factory's training seed, 42 by
+    default). The whole source is checked first, so a bad row fails before any work starts: raises
+    InvalidRows listing every bad row as file:line."""
+    source = task_source(path, task, max_samples=max_samples, seed=seed)
     rejected: list[Rejected] = []
-    report = run(path, task_schema(task, from_), on_reject=rejected.append, show_progress=False)
+    report = run(source, task_schema(task, from_), on_reject=rejected.append, show_progress=False)
     if rejected:
         raise InvalidRows(report, rejected)
     transform = task_schema(task, from_)
-    for _, row, _ in iter_rows(path, show_progress=False):
-        yield transform(row, lambda message: None)
+    for _, _, row, _ in source.rows(show_progress=False):
+        yield transform(source.prepare(row, _quiet), _quiet)
+
+
+def _quiet(message: str) -> None:
+    """Warnings of a second pass over rows: the first pass said them."""

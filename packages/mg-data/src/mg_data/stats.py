@@ -7,7 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from mg_data import formats
-from mg_data.pipeline import Report, run, task_schema
+from mg_data.pipeline import Report, run, task_schema, task_source
+from mg_data.sources import open_source
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Summary:
 @dataclass
 class Stats:
     report: Report
+    task: str = "sft"
     formats: Counter = field(default_factory=Counter)
     numbers: dict[str, Summary] = field(default_factory=dict)
     counts: Counter = field(default_factory=Counter)
@@ -43,7 +45,8 @@ class Stats:
 
     def as_dict(self) -> dict:
         r = self.report
-        data = {"file": r.path, "rows": r.rows, "valid": r.rows - r.rejected, "invalid": r.rejected}
+        data: dict = {"file": r.path, "task": self.task}
+        data.update({"rows": r.rows, "valid": r.rows - r.rejected, "invalid": r.rejected})
         if self.formats:
             data["formats"] = dict(self.formats)
         data.update(dict(self.counts))
@@ -54,8 +57,12 @@ class Stats:
 
 
 def file_stats(
-    path: str | os.PathLike, *, task: str = "sft", show_progress: bool | None = None, on_reject=None
+    path: str | os.PathLike, *, task: str | None = None, show_progress: bool | None = None, on_reject=None
 ) -> Stats:
+    """Stats of a file or dataset reference read as `task`: by default sft, or for a LLaMA-Factory entry the
+    task it declares itself for (ranking: dpo, a kto_tag column: kto, a prompt column alone: pt)."""
+    task = task or open_source(path).natural_task() or "sft"
+    source = task_source(path, task)
     normalize = task_schema(task)
     stats: Stats
 
@@ -67,8 +74,8 @@ def file_stats(
         else:
             _task_example(stats, example)
 
-    stats = Stats(report=Report(path=str(path)))
-    stats.report = run(path, observe, show_progress=show_progress, on_reject=on_reject)
+    stats = Stats(report=Report(path=source.name), task=task)
+    stats.report = run(source, observe, show_progress=show_progress, on_reject=on_reject)
     return stats
 
 

@@ -3,6 +3,9 @@
 
 Cannot hold: tool calls and tool results, and the classic instruction/input split (it is joined into
 `prompt` with a newline, as LLaMA-Factory does).
+
+Pairwise rows (LLaMA-Factory's alpaca ranking layout, and TRL's standard one): the prompt fields plus
+`chosen` and `rejected` strings.
 """
 
 from __future__ import annotations
@@ -10,7 +13,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mg_data.conversation import check_messages, parse_json_field, split_system, type_name
+from mg_data.conversation import (
+    check_answer,
+    check_messages,
+    check_prompt,
+    parse_json_field,
+    split_system,
+    type_name,
+)
 from mg_data.errors import RowError
 
 KEYS = frozenset({"prompt", "response", "system", "history", "tools", "instruction", "input", "output"})
@@ -55,6 +65,41 @@ def to_conversation(row: Any, *, need_response: bool = True) -> dict:
     if extra := row.keys() - KEYS:
         conv.update((k, row[k]) for k in row if k in extra)  # keep the row's key order
     return conv
+
+
+def to_pairwise(row: Any) -> dict:
+    if not isinstance(row, dict):
+        raise RowError(f"an alpaca row must be an object, got {type_name(row)}")
+    # A response next to the answers is not part of the prompt: it rides along like any other field.
+    prompt = {k: v for k, v in row.items() if k not in ("chosen", "rejected", "response", "output")}
+    conv = to_conversation(prompt, need_response=False)
+    pair: dict[str, Any] = {"messages": check_prompt(conv.pop("messages"))}
+    for key in ("chosen", "rejected"):
+        if key not in row:
+            raise RowError(f"missing field {key!r}")
+        value = row[key]
+        if not isinstance(value, str):
+            raise RowError(f"{key} must be a string in an alpaca row, got {type_name(value)}")
+        pair[key] = check_answer({"role": "assistant", "content": value}, key)
+    pair.update(conv)
+    pair.update((k, row[k]) for k in ("response", "output") if k in row)
+    return pair
+
+
+def from_pairwise(pair: dict) -> dict:
+    answers = {key: pair[key] for key in ("chosen", "rejected")}
+    if any(a.get("tool_calls") for a in answers.values()) or pair["messages"][-1]["role"] == "tool":
+        raise RowError("alpaca cannot hold tool calls or tool results; convert to sharegpt or messages")
+    carried = {k: v for k, v in pair.items() if k in ("response", "output")}
+    conv = {k: v for k, v in pair.items() if k not in (*answers, *carried)}
+    placeholder = {"role": "assistant", "content": ""}  # closes the last turn; the answers take its place
+    row = from_conversation({**conv, "messages": [*pair["messages"], placeholder]})
+    del row["response"]
+    extra = {k: row.pop(k) for k in list(row) if k not in KEYS}
+    row.update((key, answer["content"]) for key, answer in answers.items())
+    row.update(carried)
+    row.update(extra)
+    return row
 
 
 def from_conversation(conv: dict) -> dict:

@@ -3,8 +3,9 @@
 Read layouts: TRL standard ({prompt?, chosen, rejected} strings), TRL conversational (message lists,
 prompt given or implicit as the shared prefix of chosen and rejected), LLaMA-Factory alpaca
 ({instruction, input, system, history, chosen, rejected}) and sharegpt ({conversations, chosen: {from,
-value}, rejected: {...}}). The misspelling `choosen` (the seed's) is read as `chosen` with a warning.
-Output keeps TRL's two shapes: all strings, or all message lists.
+value}, rejected: {...}}; the conversation ends with the user's turn, each answer is a gpt or function_call
+turn). The misspelling `choosen` (the seed's) is read as `chosen` with a warning.
+Output keeps TRL's two shapes: all strings, or all message lists (plus `tools` when the row has them).
 """
 
 from __future__ import annotations
@@ -25,14 +26,10 @@ def normalize(row, warn) -> dict:
         if key not in row:
             raise RowError(f"missing field {key!r}")
     if "conversations" in row:
-        prompt = sharegpt.to_conversation(
-            {k: v for k, v in row.items() if k not in ("chosen", "rejected")}, need_response=False
-        )["messages"]
-        example = {"prompt": prompt, "chosen": _reply(row, "chosen"), "rejected": _reply(row, "rejected")}
+        example = _from_pair(sharegpt.to_pairwise(row))
     elif "instruction" in row or "history" in row or "system" in row:
-        fields = {k: row[k] for k in ("instruction", "input", "system", "history", "prompt") if k in row}
-        prompt = alpaca.to_conversation(fields, need_response=False)["messages"]
-        example = {"prompt": prompt, "chosen": _reply(row, "chosen"), "rejected": _reply(row, "rejected")}
+        fields = ("instruction", "input", "system", "history", "prompt", "tools", "chosen", "rejected")
+        example = _from_pair(alpaca.to_pairwise({k: row[k] for k in fields if k in row}))
     elif isinstance(row["chosen"], list):
         example = _conversational(row)
     else:
@@ -85,12 +82,9 @@ def _check_answer(answer: list, key: str) -> None:
         raise RowError(f"{key} is empty")
 
 
-def _reply(row: dict, key: str) -> list[dict]:
-    value = row[key]
-    if isinstance(value, dict):  # sharegpt: {"from": "gpt", "value": ...}
-        value = value.get("value", value.get("content"))
-    if not isinstance(value, str):
-        raise RowError(f"{key} must be a string or a {{from, value}} turn, got {type_name(value)}")
-    if not value.strip():
-        raise RowError(f"{key} is empty")
-    return [{"role": "assistant", "content": value}]
+def _from_pair(pair: dict) -> dict:
+    """The example of a LLaMA-Factory pairwise row, read by its format (mg_data.formats)."""
+    example = {"prompt": pair["messages"], "chosen": [pair["chosen"]], "rejected": [pair["rejected"]]}
+    if pair.get("tools"):  # TRL renders them into the chat template
+        example["tools"] = pair["tools"]
+    return example

@@ -7,6 +7,10 @@ from mg_data.errors import RowError
 
 
 def normalize(row, warn, fmt: str | None = None) -> dict:
+    if formats.is_pairwise(row):
+        raise RowError(
+            "a pairwise row (chosen and rejected answers) is read by the rm and dpo tasks, not sft"
+        )
     name = fmt or formats.detect(row)
     if name is None:
         raise RowError(
