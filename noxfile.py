@@ -25,7 +25,7 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFL
 # The markers registered in pyproject.toml's [tool.pytest.ini_options]; `quick` leaves all of them out.
 NOT_QUICK = ("slow", "vllm", "distributed", "browser", "network")
 # The packages the typecheck session holds to mypy (each ships a py.typed marker).
-TYPED = ("mg-data", "mg-heads", "mg-train", "mg-eval")
+TYPED = ("mg-data", "mg-heads", "mg-train", "mg-eval", "mg-serve")
 
 
 def member_dir(name: str) -> Path:

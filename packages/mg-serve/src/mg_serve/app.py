@@ -240,6 +240,7 @@ def create_app(
 ) -> FastAPI:
     """The mg-serve ASGI app for a model folder (loaded here, closed when the app shuts down) or an
     engine you loaded (yours to close). `served_model_name` defaults to the folder path as given."""
+    name: str | None  # None: the engine's folder, as the router and app.state name it
     if isinstance(model, str | Path):
         engine = load_engine(
             model,

@@ -625,7 +625,9 @@ def load_generate_engine(
     model = AutoModelForCausalLM.from_pretrained(
         folder, dtype=_torch_dtype(dtype, device), trust_remote_code=trust_remote_code
     )
-    model.to(device).eval()
+    # transformers wraps PreTrainedModel.to in functools.wraps, which typeshed types as the unbound
+    # Module.to (self first), so mypy reads the device as the `self` argument.
+    model.to(device).eval()  # type: ignore[arg-type]
     generation = _read_json(folder / "generation_config.json")
     length = _context_length(model.config, tokenizer)
     if max_model_len is not None:

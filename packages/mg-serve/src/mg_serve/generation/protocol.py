@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -285,11 +285,17 @@ class CompletionRequest(SamplingRequest):
         prompt = self.prompt
         if isinstance(prompt, str):
             return [prompt]
-        if prompt and all(isinstance(item, int) for item in prompt):
-            return [prompt]  # type: ignore[list-item]  # one prompt of token ids
         if not prompt:
             raise ValueError("prompt must not be empty")
-        return prompt  # type: ignore[return-value]
+        if _is_token_ids(prompt):
+            return [prompt]  # one prompt of token ids
+        # pydantic validated the field as one member of its union, so the list holds texts only or token id
+        # lists only; mypy cannot narrow a union of list types by their items.
+        return cast("list[str] | list[list[int]]", prompt)
+
+
+def _is_token_ids(prompt: list[int] | list[list[int]] | list[str]) -> TypeGuard[list[int]]:
+    return all(isinstance(item, int) for item in prompt)
 
 
 class CompletionChoice(OpenAIModel):

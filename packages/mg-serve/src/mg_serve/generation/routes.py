@@ -10,11 +10,11 @@ answer every failure in vLLM's error shape, so the router needs none of the host
 # they name (`EngineDependency`) is local to make_router, which string annotations could not resolve.
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from mg_serve.errors import ServeError, error_response, validation_message
 from mg_serve.generation import protocol as p
@@ -24,7 +24,8 @@ from mg_serve.serving import check_model
 
 log = logging.getLogger("mg_serve")
 
-Handler = Callable[[GenerateEngine, BaseModel, Request, str], Awaitable[Response]]
+# The request model a route parses its body into, and its handler takes.
+RequestBody = TypeVar("RequestBody", bound=p.SamplingRequest)
 
 
 def app_engine(request: Request) -> GenerateEngine:
@@ -54,7 +55,10 @@ def make_router(get_engine: Callable[[Request], GenerateEngine]) -> APIRouter:
 
 
 async def _handle(
-    request: Request, engine: GenerateEngine, model: type[BaseModel], handler: Handler
+    request: Request,
+    engine: GenerateEngine,
+    model: type[RequestBody],
+    handler: Callable[[GenerateEngine, RequestBody, Request, str], Awaitable[Response]],
 ) -> Response:
     # mg-serve's router names the model as create_app was told; a router of your own, as the engine was.
     name = getattr(request.state, "served_model_name", None) or engine.served_model_name
