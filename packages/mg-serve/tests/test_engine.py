@@ -166,3 +166,40 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(embedder):
         np.testing.assert_allclose(vector, expected[TEXTS[i % len(TEXTS)]], atol=1e-5)
     assert len(results) == 24
     assert max(batches) > 1, batches  # requests from different threads shared a forward
+
+
+def test_a_mixed_length_request_runs_grouped_by_length_and_keeps_its_order(embed_export):
+    """Short questions and long answers in one request: the forwards pad little (each to its own
+    longest row), and every row is still the embedding of its own text."""
+    from mg_testing.corpus import ENGLISH
+
+    texts = [ENGLISH[i] if i % 2 else " ".join(ENGLISH[i : i + 4]) for i in range(16)]
+    overhead = 4
+    engine = TorchEngine(embed_export, overhead_tokens=overhead)
+    forwards: list[tuple[int, int]] = []
+    try:
+        alone = np.array([engine.embed([t])[0] for t in texts])
+        engine.add_batch_observer(lambda rows, tokens: forwards.append((rows, tokens)))
+        together = np.array(engine.embed(texts))
+    finally:
+        engine.close()
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    lengths = [len(ids) for ids in engine.tokenizer(texts)["input_ids"]]
+    real, padded = sum(lengths), sum(tokens for _, tokens in forwards)
+    assert sum(rows for rows, _ in forwards) == len(texts)
+    # No more than one forward per distinct length would cost (no padding, an overhead each), while one
+    # forward of all would pad every row to the longest.
+    assert padded <= real + overhead * (len(set(lengths)) - len(forwards))
+    assert padded < len(texts) * max(lengths)
+
+
+def test_mixed_inputs_in_one_forward_equal_each_alone(embedder):
+    """Token-id inputs (no token_type_ids) and texts of different lengths padded into one forward."""
+    ids = embedder.tokenizer("the cat sat")["input_ids"]
+    inputs = [ids, "a dog sat on it", "hi", ids[1:-1]]
+    forwards: list[int] = []
+    embedder.add_batch_observer(lambda rows, tokens: forwards.append(rows))
+    together = embedder.pooled_embeddings(inputs).values
+    assert forwards == [4]  # a few padded tokens cost less than another forward
+    for row, item in zip(together, inputs, strict=True):
+        torch.testing.assert_close(row, embedder.pooled_embeddings([item]).values[0])

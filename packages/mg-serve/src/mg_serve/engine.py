@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from mg_serve.batching import Batcher, Row
+from mg_serve.batching import DEFAULT_OVERHEAD_TOKENS, Batcher, Row
 from mg_serve.errors import InputError
 from mg_serve.folders import EXPORT_FILE, FolderError, inspect_folder
 
@@ -114,8 +114,12 @@ class TorchEngine:
         dtype: str | None = None,
         max_batch_tokens: int = 8192,
         max_wait_ms: float = 5.0,
+        overhead_tokens: int | None = None,
         trust_remote_code: bool = False,
     ):
+        """`overhead_tokens`: what one more forward costs, in tokens of compute, when the batcher weighs
+        splitting a batch by length against its padding (`mg_serve.batching.plan_forwards`); None: the
+        device's default (`default_overhead_tokens`)."""
         from transformers import AutoTokenizer
 
         from mg_heads.tokenize import ensure_pad_token
@@ -129,18 +133,24 @@ class TorchEngine:
         hf_kwargs = {"dtype": torch_dtype(dtype), "trust_remote_code": trust_remote_code}
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, trust_remote_code=trust_remote_code)
         ensure_pad_token(self.tokenizer)  # decoders without a pad token pad with eos (mg-heads' rule)
-        sbert_max = (
-            self._load_embedder(hf_kwargs) if self.kind == "embed" else self._load_classifier(hf_kwargs)
-        )
+        self.pooling: str | None = None
+        sbert_max: int | None = None
+        if self.kind == "embed":
+            sbert_max = self._load_embedder(hf_kwargs)
+        else:
+            self._load_classifier(hf_kwargs)
         self.model.to(self.device).eval()
         config = self.model.config
         self.vocab_size = int(config.vocab_size)
         self.max_model_len = _max_model_len(config, sbert_max)
         self._batch_observers: list = []
+        if overhead_tokens is None:
+            overhead_tokens = default_overhead_tokens(self.device)
         self.batcher = Batcher(
             self._forward,
             max_batch_tokens=max_batch_tokens,
             max_wait_s=max_wait_ms / 1000,
+            overhead_tokens=overhead_tokens,
             on_batch=self._observe_batch,
         )
 
@@ -173,8 +183,7 @@ class TorchEngine:
         self.activation = _activation(config)
         one = {"score", "rerank"} if self.num_labels == 1 else set()
         self.capabilities = frozenset({"classify", "pooling"} | one)
-        self.matryoshka_dims, self.any_dims, self.pooling = None, False, None
-        return None
+        self.matryoshka_dims, self.any_dims = None, False
 
     def close(self) -> None:
         self.batcher.close()
@@ -212,10 +221,8 @@ class TorchEngine:
             if truncate_prompt_tokens > 0:
                 limit = truncate_prompt_tokens
         truncate = truncate_prompt_tokens is not None
-        rows = [
-            self._encode_one(x, p, limit, truncate, what)
-            for x, p in zip(inputs, pairs or [None] * len(inputs), strict=True)
-        ]
+        paired: Sequence[str | None] = pairs if pairs is not None else [None] * len(inputs)
+        rows = [self._encode_one(x, p, limit, truncate, what) for x, p in zip(inputs, paired, strict=True)]
         for row in rows:
             if len(row["input_ids"]) > limit:
                 raise InputError(
@@ -280,20 +287,20 @@ class TorchEngine:
         return (out if self.kind == "embed" else out.logits).float().cpu()
 
     def _pad(self, rows: list[Row]) -> dict[str, torch.Tensor]:
-        """Right padding: the real tokens keep positions 0..n-1, as in vLLM, which does not pad."""
-        width = max(len(r["input_ids"]) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        types = torch.zeros((len(rows), width), dtype=torch.long) if "token_type_ids" in rows[0] else None
-        for i, row in enumerate(rows):
-            n = len(row["input_ids"])
-            ids[i, :n] = torch.tensor(row["input_ids"])
-            mask[i, :n] = 1
-            if types is not None:
-                types[i, :n] = torch.tensor(row.get("token_type_ids", [0] * n))
-        batch = {"input_ids": ids, "attention_mask": mask}
-        if types is not None:
+        """Right padding: the real tokens keep positions 0..n-1, as in vLLM, which does not pad. The ids of
+        all rows go into the padded tensor in one masked write (no tensor ops per row)."""
+        lengths = torch.tensor([len(r["input_ids"]) for r in rows])
+        mask = torch.arange(int(lengths.max())) < lengths[:, None]
+        ids = torch.full(mask.shape, self.tokenizer.pad_token_id, dtype=torch.long)
+        ids[mask] = torch.tensor([t for r in rows for t in r["input_ids"]])
+        batch = {"input_ids": ids, "attention_mask": mask.long()}
+        # Any row, not the first: a token-id input (no token_type_ids, so segment 0) may share a forward
+        # with text pairs from another request, whose second segment must keep its type.
+        if any("token_type_ids" in r for r in rows):
+            types = torch.zeros_like(ids)
+            types[mask] = torch.tensor(
+                [t for r in rows for t in r.get("token_type_ids") or [0] * len(r["input_ids"])]
+            )
             batch["token_type_ids"] = types
         return {k: v.to(self.device) for k, v in batch.items()}
 
@@ -404,6 +411,14 @@ class TorchEngine:
         if self.activation == "softmax":
             return torch.softmax(logits, dim=-1)
         return logits
+
+
+def default_overhead_tokens(device: torch.device) -> int:
+    """What one more forward costs in tokens of compute: on a CPU a forward's cost grows with its tokens
+    from a small base (`DEFAULT_OVERHEAD_TOKENS`, measured); on an accelerator a small forward costs its
+    kernel launches whatever its size, so splitting pays only for much padding. The accelerator's value is
+    an estimate (~1 ms of launches for a small encoder in eager mode against ~1 us a token), not measured."""
+    return DEFAULT_OVERHEAD_TOKENS if device.type == "cpu" else 1024
 
 
 def _tokens(rows: list[Row]) -> int:
