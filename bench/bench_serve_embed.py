@@ -10,8 +10,8 @@ in an order rotated every repeat:
                        --max-batch-tokens 8192 --max-wait-ms 5); --clients concurrent clients (httpx, async,
                        keep-alive) each POST one text per request to /v1/embeddings until all are sent
   sentence-transformers: SentenceTransformer(MINILM).encode(texts, batch_size=B) in a child process, where B
-                       is the mean number of rows per forward the batched server ran in the first repeat
-                       (read from its /metrics), rounded; --st-batch-size sets it instead
+                       is --clients (the texts the server has in flight at once; 32 by default, encode's own
+                       default too); --st-batch-size sets it instead
   mg-serve unbatched:  the same command and clients with --max-batch-tokens 1 --max-wait-ms 0: every row goes
                        alone, so one request = one forward (checked in /metrics: 1.0 rows per forward)
 
@@ -232,7 +232,8 @@ def main() -> None:
         "--st-batch-size",
         type=int,
         default=None,
-        help="sentence-transformers' batch size (default: the batched server's mean rows per forward)",
+        help="sentence-transformers' batch size (default: --clients, the texts the server has in flight at "
+        "once; 32, encode's own default, with the default --clients)",
     )
     parser.add_argument(
         "--encoding-format",
@@ -278,11 +279,13 @@ def main() -> None:
         texts_file = tmp / "texts.json"
         texts_file.write_text(json.dumps(texts), encoding="utf-8")
         for repeat in range(args.repeats):
-            # Rotated, with the batched server first in repeat 0: it tells sentence-transformers' batch size.
+            # Rotated, so that no peer always runs on a machine the previous one has just warmed.
             for peer in peers[repeat % 3 :] + peers[: repeat % 3]:
                 if peer == "st":
                     if st_batch is None:
-                        st_batch = max(1, round(served["batched"][0]["rows_per_forward"]))
+                        # Not the server's rows per forward: it groups the texts waiting together by length
+                        # into several forwards, as encode sorts a batch by length and cuts it.
+                        st_batch = args.clients
                     seconds[peer].append(
                         st_run(args.model, texts_file, st_batch, args.warmup, tmp / "st.json")
                     )
