@@ -23,12 +23,15 @@ LAUNCH_FLAGS = {
     "--master-port": "master_port",
 }
 USAGE = """usage: mg-train CONFIG.yaml [--key value ...] [--resume] [--nproc-per-node N] [--nnodes N --node-rank R
-                 --master-addr HOST --master-port PORT]
+                 --master-addr HOST --master-port PORT] [--backend llamafactory [--lf-version V]]
        mg-train --help [--task TASK] [--all]
 
 Any config key can be given or overridden as a flag (--learning_rate 1e-4, --num-train-epochs=2).
-Keys: mg-train's own, transformers TrainingArguments, and the aliases of TRL / LLaMA-Factory YAML."""
+Keys: mg-train's own, transformers TrainingArguments, and the aliases of TRL / LLaMA-Factory YAML.
+--backend llamafactory trains on LLaMA-Factory itself (an mg-train config or a native LLaMA-Factory YAML)."""
 HELP_WIDTH = 110
+# Where a job trains: mg-train itself (default) or LLaMA-Factory (mg_lf_bridge), whose release --lf-version picks.
+BACKENDS = ("mg-train", "llamafactory")
 
 
 class UsageError(Exception):
@@ -213,6 +216,72 @@ def wrap(text: str, first: str, rest: str | None = None) -> list[str]:
     ) or [first.rstrip()]
 
 
+def backend_flags(argv: list[str]) -> tuple[str, str | None, list[str]]:
+    """(backend, LLaMA-Factory release, argv without the two flags): they choose where the job trains, and are
+    not config keys."""
+    found: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        name, eq, value = argv[i].partition("=")
+        flag = name.replace("_", "-")
+        if flag == "--llamafactory":  # the seed's spelling (its README)
+            raise UsageError(
+                "--llamafactory is not a flag; train on LLaMA-Factory with --backend llamafactory"
+            )
+        if flag not in ("--backend", "--lf-version"):
+            rest.append(argv[i])
+            i += 1
+            continue
+        if not eq:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise UsageError(f"{flag} needs a value")
+            value, i = argv[i + 1], i + 1
+        found[flag] = value
+        i += 1
+    backend = found.get("--backend", "mg-train")
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
+    if "--lf-version" in found and backend != "llamafactory":
+        raise UsageError("--lf-version picks the LLaMA-Factory release: give it with --backend llamafactory")
+    return backend, found.get("--lf-version"), rest
+
+
+def train_on_llamafactory(
+    argv: list[str],
+    config_path: str,
+    settings: dict,
+    where: dict[str, str],
+    launch: dict,
+    version: str | None,
+) -> None:
+    """The job on LLaMA-Factory itself (mg_lf_bridge): its errors as one line, its exit codes."""
+    from mg_lf_bridge import BridgeError, Interrupted, LFFailed
+    from mg_lf_bridge import train as lf_train
+    from mg_train.errors import ConfigError
+
+    try:
+        lf_train(
+            settings,
+            source=config_path,
+            locations=where,
+            version=version,
+            launch_flags=launch,
+            log=lambda message: click.echo(message, err=True),
+        )
+    except (BridgeError, ConfigError) as e:
+        raise UsageError(str(e)) from None
+    except LFFailed as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except Interrupted as e:
+        click.echo(f"{e}; resume with: {resume_command(argv)}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:  # before LLaMA-Factory started (data, env build) or while exporting
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
 def resume_command(argv: list[str]) -> str:
     """This run's command line, resuming."""
     return shlex.join(["mg-train", *[a for a in argv if a != "--resume"], "--resume"])
@@ -225,8 +294,14 @@ def main(argv: list[str] | None = None) -> None:
         if wanted is not None:
             click.echo(help_text(*wanted))
             return
-        config_path, overrides, launch = parse_argv(argv)
+        backend, lf_version, train_argv = backend_flags(argv)
+        config_path, overrides, launch = parse_argv(train_argv)
         mapping, lines = read_yaml(config_path)
+        if backend == "llamafactory":
+            where = {k: f"{config_path}:{n}" for k, n in lines.items()}
+            where.update({k: f"flag --{k.replace('_', '-')}" for k in overrides})
+            train_on_llamafactory(argv, config_path, {**mapping, **overrides}, where, launch, lf_version)
+            return
         from mg_train.console import quiet_notices
 
         quiet_notices()  # before transformers and DeepSpeed are imported (DeepSpeed's notice comes at import)
