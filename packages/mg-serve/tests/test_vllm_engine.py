@@ -20,14 +20,12 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from conftest import TEXTS, running
+from conftest import TEXTS
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import mg_env
-from mg_serve import create_app
 from mg_serve.vllm_engine import VLLMError, VLLMServer, free_port, group_members
 
 
@@ -146,10 +144,11 @@ def test_a_missing_folder_and_a_taken_port_are_one_line_errors(rm_export, tmp_pa
 
 
 # --- real vLLM ----------------------------------------------------------------------------------------------
-# A vLLM start costs a minute or more on a 2-core machine, so the suite starts a full server three times only:
-# the embedder and the classifier of the agreement tests, and one `mg-serve --engine vllm` on the rm export
-# that the last section's tests share. The other tests here stop vLLM within seconds of starting it. The
-# sections run in this order so that at most one vLLM runs at a time (each takes ~1 GiB).
+# A vLLM start costs a minute or more on a 2-core machine, so this file starts a full server once: one
+# `mg-serve --engine vllm` on the rm export that the last section's tests share. That the two engines give
+# the same answers on models trained by mg-train is proven in tests/test_train_then_serve.py. The other
+# tests here stop vLLM within seconds of starting it. The sections run in this order so that at most one
+# vLLM runs at a time (each takes ~1 GiB).
 
 
 def post(url: str, path: str, body: dict, key: str | None = None) -> dict:
@@ -284,64 +283,6 @@ def test_ctrl_c_while_vllm_starts_stops_its_process_group_and_mg_serve_exits_0(r
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-# --- the two engines agree (the issue's proof, here on exports made without training) ----------------------
-
-
-def served_by_both(
-    folder: Path, requests: list[tuple[str, dict]], log: Path
-) -> tuple[list[dict], list[dict]]:
-    """The replies of the torch engine (mg-serve's app) and of vLLM to the same requests, one after the other.
-    Also checks that VLLMServer leaves no process of vLLM's group behind when its `with` block ends."""
-    with running(create_app(folder, served_model_name="m")) as url:
-        ours = [post(url, path, body) for path, body in requests]
-    with VLLMServer(folder, served_model_name="m", log=log) as server:
-        pid = server.pid
-        assert len(group_members(pid)) >= 2  # the API server and its engine-core process
-        theirs = [post(server.url, path, body) for path, body in requests]
-    assert group_members(pid) == []
-    return ours, theirs
-
-
-def vectors(reply: dict) -> np.ndarray:
-    return np.array([row["embedding"] for row in sorted(reply["data"], key=lambda r: r["index"])])
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
-@pytest.mark.vllm
-@pytest.mark.slow
-def test_torch_and_vllm_engines_agree_on_an_embedder(embed_export, tmp_path):
-    query = "How do I get my money back?"
-    docs = ["Refunds go to the original card.", "Our stores open at 9am.", "Returns are free.", "我想退款"]
-    body = {"model": "m", "input": [query, *docs, *TEXTS]}
-    requests = [("/v1/embeddings", body), ("/v1/embeddings", {**body, "dimensions": 64})]
-    ours, theirs = served_by_both(embed_export, requests, tmp_path / "vllm.log")
-    for mine, vllm in zip(ours, theirs, strict=True):
-        a, b = vectors(mine), vectors(vllm)
-        assert a.shape == b.shape
-        assert cosines(a, b).min() > 0.999
-        # The documents in the same order of similarity to the query.
-        assert list(np.argsort(-(a[1:5] @ a[0]))) == list(np.argsort(-(b[1:5] @ b[0])))
-    assert vectors(ours[1]).shape[1] == 64
-
-
-@pytest.mark.vllm
-@pytest.mark.slow
-def test_torch_and_vllm_engines_agree_on_a_classifier(classify_export, tmp_path):
-    requests = [("/classify", {"model": "m", "input": TEXTS})]
-    (ours,), (theirs,) = served_by_both(classify_export, requests, tmp_path / "vllm.log")
-    mine = sorted(ours["data"], key=lambda r: r["index"])
-    vllm = sorted(theirs["data"], key=lambda r: r["index"])
-    assert len(mine) == len(vllm) == len(TEXTS)
-    for a, b in zip(mine, vllm, strict=True):
-        assert a["label"] == b["label"]
-        assert a["num_classes"] == b["num_classes"] == 3
-        assert a["probs"] == pytest.approx(b["probs"], abs=1e-3)
-        assert list(np.argsort(a["probs"])) == list(np.argsort(b["probs"]))
 
 
 # --- one `mg-serve --engine vllm` on the rm export, shared by the tests below -------------------------------
