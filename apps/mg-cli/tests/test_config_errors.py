@@ -43,14 +43,15 @@ def config(tmp_path):
         ("num_train_epochs: 0\n", "num_train_epochs must be > 0 (or give max_steps), not 0"),
         ("num_train_epochs: -1\n", "num_train_epochs must be > 0 (or give max_steps), not -1"),
         ("max_steps: 0\n", "max_steps must be > 0 (or -1: train num_train_epochs), not 0"),
-        ("val_size: 1.5\n", "val_size must be in [0, 1), not 1.5"),
-        ("val_size: -0.2\n", "val_size must be in [0, 1), not -0.2"),
-        ("lora_target_modules: 7\n", "lora_target_modules must be a list of str or a string or null, not 7"),
         (
-            "trust_remote_code: true\n",
-            "trust_remote_code: true is not supported: mg-train runs only model code that transformers "
-            "ships; remove the key",
+            "val_size: 1.5\n",
+            "val_size must be a fraction in [0, 1) or a number of rows (an integer >= 1), not 1.5",
         ),
+        (
+            "val_size: -0.2\n",
+            "val_size must be a fraction in [0, 1) or a number of rows (an integer >= 1), not -0.2",
+        ),
+        ("lora_target_modules: 7\n", "lora_target_modules must be a list of str or a string or null, not 7"),
     ],
 )
 def test_a_wrong_value_is_one_line_naming_file_and_line(capsys, config, body, message):

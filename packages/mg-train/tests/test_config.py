@@ -45,8 +45,12 @@ def test_llamafactory_yaml_names(tmp_path):
             "overwrite_output_dir": True,
         }
     )
-    assert job.task == "rm" and job.data.train_file == str(tmp_path / "prefs.jsonl")
-    assert job.model.max_length == 1024 and job.model.lora_r == 16 and job.model.lora_target_modules == "all"
+    # an entry of dataset_info.json, read by mg-data as LLaMA-Factory reads it
+    assert job.task == "rm" and job.data.train_file == f"{tmp_path / 'dataset_info.json'}#prefs"
+    assert job.model.max_length == 1024 and job.model.lora_r == 16
+    # LLaMA-Factory's `all` is peft's all-linear; its LoRA defaults: alpha twice the rank, no dropout
+    assert job.model.lora_target_modules == "all-linear"
+    assert (job.model.lora_alpha, job.model.lora_dropout) == (32, 0.0)
 
 
 def test_trl_and_sentence_transformers_names():
@@ -120,15 +124,17 @@ def test_an_ignored_llamafactory_key_still_reaches_a_field_of_ours():
         ({"num_train_epochs": -1}, "num_train_epochs must be > 0 (or give max_steps), not -1"),
         ({"max_steps": 0}, "max_steps must be > 0 (or -1: train num_train_epochs), not 0"),
         ({"max_steps": -3}, "max_steps must be > 0 (or -1: train num_train_epochs), not -3"),
-        ({"val_size": 1}, "val_size must be in [0, 1), not 1"),
-        ({"val_size": -0.1}, "val_size must be in [0, 1), not -0.1"),
+        (
+            {"val_size": 1.5},
+            "val_size must be a fraction in [0, 1) or a number of rows (an integer >= 1), not 1.5",
+        ),
+        ({"val_size": -0.1}, "val_size must be a fraction in [0, 1) or a number of rows"),
         ({"lora_dropout": 1.5}, "lora_dropout must be in [0, 1), not 1.5"),
         ({"finetuning_type": "qlora"}, "finetuning_type must be one of full, lora, not 'qlora'"),
         ({"pooling": "max"}, "pooling must be one of cls, mean, last, not 'max'"),
         ({"normalize": "sometimes"}, "normalize must be true or false, not 'sometimes'"),
         ({"eval_strategy": 3}, "eval_strategy must be one of no, steps, epoch, not 3"),
         ({"report_to": 5}, "report_to must be a string or a list of str, not 5"),
-        ({"trust_remote_code": True}, "trust_remote_code: true is not supported"),
         (
             {"problem_type": "ordinal"},
             "problem_type must be one of auto, single_label, multi_label, regression",

@@ -26,6 +26,14 @@ from mg_train.errors import ConfigError
 # of a string, its AcceleratorConfig made of a dict) and is trusted.
 YAML_TYPES = (bool, int, float, str, list, tuple, dict, type(None))
 
+# max_length when it is not given: generative tasks (it is also the length of a packed row: a memory budget)
+# keep DEFAULT_MAX_LENGTH; pooling tasks pad each batch to its longest row only, so they take the model's own
+# maximum, capped (rows of a 32k-token model would otherwise be allowed to 32k tokens).
+DEFAULT_MAX_LENGTH = 512
+MAX_LENGTH_CAP = 2048
+# config.json keys that hold a model's maximum positions, by architecture family
+POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "n_ctx")
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -62,14 +70,18 @@ LIMITS: dict[str, Limit] = {
     "lora_dropout": fraction(),
     "pooling": one_of(*POOLING_MODES),
     "max_length": positive(),
-    "val_size": fraction(),
+    # LLaMA-Factory's: a fraction of the training rows, or a number of rows
+    "val_size": Limit(
+        lambda v: 0 <= v < 1 or (v >= 1 and float(v).is_integer()),
+        "a fraction in [0, 1) or a number of rows (an integer >= 1)",
+    ),
+    "max_samples": positive(),
     "preview_samples": at_least(0),
     "per_device_train_batch_size": positive(),
     "per_device_eval_batch_size": positive(),
     "gradient_accumulation_steps": positive(),
     "learning_rate": positive(),
     "weight_decay": at_least(0),
-    "warmup_ratio": Limit(lambda v: 0 <= v <= 1, "in [0, 1]"),
     "warmup_steps": at_least(0),
     "max_grad_norm": at_least(0),
     "logging_steps": positive(),
@@ -92,16 +104,21 @@ class ModelArgs:
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
     lora_target_modules: list[str] | str | None = field(
         default=None,
-        metadata={"help": "Modules to adapt (names or 'all'); default: every linear layer but the head."},
+        metadata={
+            "help": "Modules to adapt: names (a list, or LLaMA-Factory's comma list) or 'all' (every linear "
+            "layer but the head); default: peft's choice for the architecture (the attention's q and v)."
+        },
     )
     pooling: str | None = field(
         default=None, metadata={"help": "embed: cls, mean or last (default by backbone)."}
     )
     normalize: bool = field(default=True, metadata={"help": "embed: L2-normalize embeddings."})
     max_length: int = field(
-        default=512,
+        default=DEFAULT_MAX_LENGTH,
         metadata={
-            "help": "Truncate inputs to this many tokens (generative: also the length of a packed row)."
+            "help": "Truncate inputs to this many tokens (generative: also the length of a packed row). Not "
+            f"given: {DEFAULT_MAX_LENGTH} for the generative tasks; for the pooling tasks the model's own "
+            f"maximum, capped at {MAX_LENGTH_CAP} (512 when unknown)."
         },
     )
     quantization_bit: int | None = field(
@@ -120,25 +137,117 @@ class ModelArgs:
     trust_remote_code: bool = field(
         default=False,
         metadata={
-            "help": "Only false: mg-train never runs model code from a model folder (true is refused)."
+            "help": "mg-train never runs model code from a model folder: true (in every LLaMA-Factory example) "
+            "is accepted for a model whose code transformers ships, refused for one that brings its own."
         },
     )
 
     def __post_init__(self):
         check_fields(self, LIMITS)
-        if self.trust_remote_code:
-            # Honouring it would also need the custom code copied into the export and `vllm serve
-            # --trust-remote-code`; every model mg-train trains has its code in transformers.
-            raise ConfigError(
-                "trust_remote_code: true is not supported: mg-train runs only model code that transformers "
-                "ships; remove the key",
-                key="trust_remote_code",
-            )
+        self.lora_target_modules = lora_targets(self.lora_target_modules)
         check_model_folder(self.model_name_or_path)
+        if self.trust_remote_code:
+            check_no_remote_code(self.model_name_or_path)
         if self.quantization_bit:
             check_quantization(self.quantization_bit, self.finetuning_type)
         if self.attn_implementation:
             check_attention(self.attn_implementation)
+
+
+def lora_targets(value: list[str] | str | None) -> list[str] | str | None:
+    """What peft takes: LLaMA-Factory's `all` (alone or in a list) is peft's "all-linear" (every linear layer
+    but the output layer); a comma list (LLaMA-Factory's `q_proj,v_proj`) is a list of names, since peft reads
+    a string as one regular expression."""
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else [n.strip() for n in value]
+    names = [n for n in names if n]
+    if not names:
+        raise ConfigError("lora_target_modules names no module", key="lora_target_modules")
+    if any(n in ("all", "all-linear") for n in names):
+        return "all-linear"
+    return names
+
+
+def check_no_remote_code(path: str) -> None:
+    """trust_remote_code: true is harmless for a model whose code transformers ships (no `auto_map` in its
+    config.json): nothing remote would run. A model that brings its own code is refused: honouring it would also
+    need the code copied into the export and `vllm serve --trust-remote-code`."""
+    config = model_config_file(path)
+    if config is None:
+        return
+    try:
+        with open(config, encoding="utf-8") as f:
+            auto_map = json.load(f).get("auto_map")
+    except (OSError, ValueError, AttributeError):
+        return
+    if auto_map:
+        raise ConfigError(
+            f"trust_remote_code: {path} brings its own model code (auto_map in config.json), which mg-train does "
+            "not run: only model code that transformers ships",
+            key="trust_remote_code",
+        )
+
+
+def model_config_file(path: str | None, name: str = "config.json") -> str | None:
+    """A model's `name` file: in its folder, or in the HF cache for a hub name (never downloaded here)."""
+    if not path:
+        return None
+    if os.path.isdir(path):
+        candidate = os.path.join(path, name)
+        return candidate if os.path.isfile(candidate) else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(path, name)
+    except Exception:  # not a repo id (a missing folder, a typo): the model load says so later
+        return None
+    return found if isinstance(found, str) else None
+
+
+def model_max_length(path: str) -> int | None:
+    """The most tokens the model takes, where its files say: the smaller of its config's positions and its
+    tokenizer's model_max_length (RoBERTa's 514 positions hold 512 tokens); None when neither says."""
+    known: list[int] = []
+    config = _read_json(model_config_file(path))
+    for section in (config, config.get("text_config") or {}):
+        for key in POSITION_KEYS:
+            if isinstance(section.get(key), int) and section[key] > 0:
+                known.append(section[key])
+                break
+        if known:
+            break
+    tokenizer = _read_json(model_config_file(path, "tokenizer_config.json"))
+    limit = tokenizer.get("model_max_length")
+    if isinstance(limit, int | float) and 0 < limit < 10**7:  # transformers writes 1e30 for "unknown"
+        known.append(int(limit))
+    return min(known) if known else None
+
+
+def _read_json(path: str | None) -> dict:
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def pooling_max_length(path: str) -> tuple[int, str]:
+    """max_length for a pooling task that does not give it, and the one-line note that says where it comes from."""
+    own = model_max_length(path)
+    if own is None:
+        return DEFAULT_MAX_LENGTH, (
+            f"max_length: {DEFAULT_MAX_LENGTH} (the model's maximum length is unknown; set max_length to change it)"
+        )
+    if own > MAX_LENGTH_CAP:
+        return MAX_LENGTH_CAP, (
+            f"max_length: {MAX_LENGTH_CAP} (the model takes up to {own} tokens; capped at {MAX_LENGTH_CAP}: set "
+            "max_length to use more)"
+        )
+    return own, f"max_length: {own} (the model's own maximum)"
 
 
 def check_attention(name: str) -> None:
@@ -188,12 +297,25 @@ def check_quantization(bits: int, finetuning_type: str) -> None:
 
 @dataclass
 class DataArgs:
-    train_file: str = field(metadata={"help": "Training data: any file and layout mg-data reads."})
-    eval_file: str | None = field(
-        default=None, metadata={"help": "Held-out data for evaluation during training."}
+    train_file: str | list[str] = field(
+        metadata={
+            "help": "Training data: any file and layout mg-data reads, or an entry of an LLaMA-Factory "
+            "dataset_info.json (dataset: with dataset_dir); a list is read in order, one after the other."
+        }
+    )
+    eval_file: str | list[str] | None = field(
+        default=None, metadata={"help": "Held-out data for evaluation during training (a list: in order)."}
     )
     val_size: float = field(
-        default=0.0, metadata={"help": "Without eval_file: hold out this fraction of train."}
+        default=0.0,
+        metadata={
+            "help": "Without eval_file: hold out this fraction of the training rows (or, an integer, this many), "
+            "picked at random with the seed as LLaMA-Factory does."
+        },
+    )
+    max_samples: int | None = field(
+        default=None,
+        metadata={"help": "Read at most this many rows of each training and eval source (LLaMA-Factory's)."},
     )
     preview_samples: int = field(
         default=3, metadata={"help": "Samples printed (as the model sees them) before step 1."}
@@ -208,6 +330,27 @@ class DataArgs:
 
     def __post_init__(self):
         check_fields(self, LIMITS)
+        if self.val_size and self.eval_file:
+            raise ConfigError(
+                "val_size holds out training rows for evaluation, but eval data is given too (eval_file, "
+                "eval_dataset): keep one",
+                key="val_size",
+            )
+
+    @property
+    def train_sources(self) -> list[str]:
+        return sources(self.train_file)
+
+    @property
+    def eval_sources(self) -> list[str]:
+        return sources(self.eval_file)
+
+
+def sources(value: str | list[str] | None) -> list[str]:
+    """A train_file / eval_file value as the list of sources it names."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 @dataclass
@@ -217,6 +360,7 @@ class TrainJob:
     data: DataArgs
     train: Any  # the task's Config (a transformers.TrainingArguments subclass)
     raw: dict  # the resolved mapping, written to the run log
+    notes: list[str] = field(default_factory=list)  # one line each, printed before the data preview
 
 
 def check_model_folder(path: str | None) -> None:

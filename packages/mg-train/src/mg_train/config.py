@@ -16,8 +16,18 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from mg_train.aliases import ALIASES, IGNORED, apply_aliases
-from mg_train.args import LIMITS, DataArgs, ModelArgs, TrainJob, matches, shown, type_hints, type_name
+from mg_train.aliases import ALIASES, apply_aliases
+from mg_train.args import (
+    LIMITS,
+    DataArgs,
+    ModelArgs,
+    TrainJob,
+    matches,
+    pooling_max_length,
+    shown,
+    type_hints,
+    type_name,
+)
 from mg_train.errors import ConfigError
 from mg_train.tasks import TASKS, get, is_generative
 from mg_train.tasks.base import TaskConfig
@@ -38,8 +48,8 @@ def parse(
     def at(key: str | None) -> str:
         return locations.get(key, source) if key else source
 
-    mapping = apply_aliases(dict(mapping), source=source)
-    task = mapping.pop("task", None)
+    # The task first (LLaMA-Factory's stage: ppo says what to use instead before any other key is looked at).
+    task = mapping.get("task", mapping.get("stage"))
     if task is None:
         raise ConfigError(
             f"{source}: missing 'task' (one of {', '.join(TASKS)}; LLaMA-Factory's 'stage' works too)"
@@ -51,8 +61,9 @@ def parse(
     groups = {"model": ModelArgs, "data": DataArgs, "train": cls}
     names = {g: {f.name for f in dataclasses.fields(c) if f.init} for g, c in groups.items()}
     valid = set().union(*names.values())
-    # LLaMA-Factory keys that mean nothing to us, unless one of our configs has a field of that name
-    mapping = {k: v for k, v in mapping.items() if k in valid or k not in IGNORED}
+    notes: list[str] = []
+    mapping = apply_aliases(dict(mapping), source=source, task=task, fields=valid, at=at, notes=notes)
+    mapping.pop("task", None)
     for key in mapping:
         if key not in valid:
             near = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
@@ -77,13 +88,40 @@ def parse(
         train = cls(**train_kwargs)
     except ConfigError as e:  # our checks (args.py): they name the key, we add where it was given
         raise ConfigError(f"{at(e.key)}: {e}") from None
-    except (ValueError, TypeError) as e:  # TrainingArguments' own checks (e.g. strategies that don't match)
-        raise ConfigError(f"{source}: {e}") from None
+    except (ValueError, TypeError, OSError) as e:  # TrainingArguments' own (a strategy mismatch, a missing
+        raise ConfigError(f"{source}: {e}") from None  # DeepSpeed config file)
+    if "max_length" not in parts["model"] and not is_generative(task):
+        model.max_length, note = pooling_max_length(model.model_name_or_path)
+        notes.append(note)
+    notes += _model_notes(task, model, data)
     raw = {"task": task, **mapping}
     for path_key in ("train_file", "eval_file"):
         if raw.get(path_key):
-            raw[path_key] = os.path.abspath(raw[path_key])
-    return TrainJob(task=task, model=model, data=data, train=train, raw=raw)
+            raw[path_key] = _absolute(raw[path_key])
+    return TrainJob(task=task, model=model, data=data, train=train, raw=raw, notes=notes)
+
+
+def _absolute(value: str | list[str]) -> str | list[str]:
+    """Sources named relative to the current directory, as LLaMA-Factory's dataset_dir is, made absolute (a
+    dataset_info.json reference keeps its #NAME)."""
+    return os.path.abspath(value) if isinstance(value, str) else [os.path.abspath(v) for v in value]
+
+
+def _model_notes(task: str, model: ModelArgs, data: DataArgs) -> list[str]:
+    notes = []
+    if data.template and (not is_generative(task) or task == "pt"):
+        why = (
+            "raw text has no chat template"
+            if task == "pt"
+            else "conversations are rendered by the tokenizer's own chat template"
+        )
+        notes.append(f"template: {data.template} not used by task {task} ({why})")
+    if model.trust_remote_code:
+        notes.append(
+            "trust_remote_code: true changes nothing: the model's code is transformers' own (mg-train runs no "
+            "code from a model folder)"
+        )
+    return notes
 
 
 def _through_aliases(locations: dict[str, str]) -> dict[str, str]:

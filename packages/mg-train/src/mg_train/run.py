@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeGuard, cast
 
@@ -30,19 +29,41 @@ class ListDataset:
 
 
 def load_data(job: TrainJob) -> tuple[list[dict], list[dict]]:
-    """Every row of every file is checked (mg-data) before anything heavy happens."""
-    train = list(iter_examples(job.data.train_file, job.task))
-    eval_ = list(iter_examples(job.data.eval_file, job.task)) if job.data.eval_file else []
+    """Every row of every source is checked (mg-data) before anything heavy happens. Sources are read in order,
+    each cut to max_samples rows (LLaMA-Factory's per-dataset cut); val_size then holds out training rows."""
+    seed = job.train.seed  # also draws an entry's num_samples rows, as LLaMA-Factory's seeded numpy does
+    train = read_sources(job.data.train_sources, job.task, job.data.max_samples, seed)
+    eval_ = read_sources(job.data.eval_sources, job.task, job.data.max_samples, seed)
     if not train:
-        raise ConfigError(f"{job.data.train_file}: no training examples")
-    if not eval_ and job.data.val_size:  # in (0, 1): DataArgs checks the range
-        order = list(range(len(train)))
-        random.Random(job.train.seed).shuffle(order)
-        cut = max(1, int(len(train) * job.data.val_size))
-        held = set(order[:cut])
-        eval_ = [ex for i, ex in enumerate(train) if i in held]
-        train = [ex for i, ex in enumerate(train) if i not in held]
+        raise ConfigError(f"{', '.join(job.data.train_sources)}: no training examples")
+    if not eval_ and job.data.val_size:
+        train, eval_ = hold_out(train, job.data.val_size, job.train.seed)
     return train, eval_
+
+
+def read_sources(sources: list[str], task: str, max_samples: int | None, seed: int) -> list[dict]:
+    return [
+        example
+        for source in sources
+        for example in iter_examples(source, task, max_samples=max_samples, seed=seed)
+    ]
+
+
+def hold_out(rows: list[dict], val_size: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, eval) as LLaMA-Factory splits with val_size (HF datasets' train_test_split): a fraction rounds the
+    eval count up, an integer is the count; rows in the order of numpy's permutation seeded with `seed`, eval
+    first. So the same rows are held out as there."""
+    import math
+
+    import numpy as np
+
+    count = int(val_size) if val_size >= 1 else math.ceil(val_size * len(rows))
+    if count >= len(rows):
+        raise ConfigError(
+            f"val_size {val_size:g} holds out {count} of {len(rows)} training rows: none would be left to train on"
+        )
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return [rows[i] for i in order[count:]], [rows[i] for i in order[:count]]
 
 
 def train(job: TrainJob, *, log=print) -> dict:
@@ -71,6 +92,8 @@ def train(job: TrainJob, *, log=print) -> dict:
     is_main = int(os.environ.get("RANK", "0")) == 0
     check_output_dir(job, log if is_main else None)
     train_examples, eval_examples = load_data(job)
+    for config_note in job.notes if is_main else []:  # after the data: a data error is then all that is said
+        log(config_note)
     if job.train.eval_strategy != "no" and not eval_examples:
         raise ConfigError("eval_strategy is set but there is no eval data (eval_file or val_size)")
     resume = complete_checkpoint(resolve_resume(job.train.resume_from_checkpoint, job.train.output_dir), log)
@@ -91,6 +114,10 @@ def train(job: TrainJob, *, log=print) -> dict:
     else:
         collate = cast("PoolingModule", task).collate(tokenizer, job, task_data)
         samples = preview_samples(train_examples, collate, tokenizer, job.task, job.data.preview_samples)
+        if is_main:
+            truncated_note(
+                cast("PoolingModule", task), tokenizer, job, task_data, train_examples, eval_examples, log
+            )
     if is_main and samples:
         log(
             f"data preview: {len(train_examples)} train / {len(eval_examples)} eval examples; first samples as "
@@ -202,6 +229,27 @@ def train(job: TrainJob, *, log=print) -> dict:
     if logger:
         logger.close()
     return summary
+
+
+def truncated_note(
+    task, tokenizer, job: TrainJob, task_data, train: list[dict], eval_: list[dict], log
+) -> None:
+    """One line when rows are longer than max_length: they are cut, silently otherwise (an rm pair cut before its
+    answers differ scores as a tie)."""
+    from mg_train.tasks.base import count_truncated
+
+    counts = {
+        split: (count_truncated(task, tokenizer, job, task_data, rows), len(rows))
+        for split, rows in (("train", train), ("eval", eval_))
+        if rows
+    }
+    if any(n for n, _ in counts.values()):
+        said = " and ".join(f"{n} of {total} {split}" for split, (n, total) in counts.items())
+        tie = " (a pair whose answers lie past it scores as a tie)" if job.task == "rm" else ""
+        log(
+            f"max_length {job.model.max_length}: {said} examples are longer and are cut at the end{tie}; raise "
+            "max_length to keep them"
+        )
 
 
 def close_progress_bar(trainer) -> None:

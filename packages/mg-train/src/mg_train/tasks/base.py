@@ -65,6 +65,44 @@ class TaskConfig(TrainingArguments):
         }
 
 
+def count_truncated(task, tokenizer, job, data, examples: list[dict], *, batch_size: int = 64) -> int:
+    """How many examples have a text longer than job.model.max_length tokens (cut by the task's collator).
+
+    The task's own collator tokenizes with the limit lifted, so the texts are exactly what training sees; a
+    batch with a long text is looked at example by example. An example the collator refuses is not counted
+    (training says why)."""
+    import dataclasses
+
+    limit = job.model.max_length
+    unlimited = dataclasses.replace(job, model=dataclasses.replace(job.model, max_length=10**8))
+    collate = task.collate(tokenizer, unlimited, data)
+
+    def longest(batch_examples: list[dict]) -> int | None:
+        try:
+            return max(_row_lengths(collate(batch_examples)), default=0)
+        except ValueError:  # a row the collator refuses (e.g. one ending with the pad token)
+            return None
+
+    count = 0
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        most = longest(chunk)
+        if most is None or most > limit:
+            count += sum((longest([ex]) or 0) > limit for ex in chunk)
+    return count
+
+
+def _row_lengths(batch: dict) -> list[int]:
+    """Tokens per row of a collated batch: one encoding, or embed's query/positive/negative groups of chunks."""
+    groups = [batch[k] for k in ("query", "positive", "negative") if k in batch] or [batch]
+    return [
+        int(n)
+        for group in groups
+        for encoding in group.get("chunks", [group])
+        for n in encoding["attention_mask"].sum(-1).tolist()
+    ]
+
+
 def tokenize(tokenizer, texts, pairs=None, *, max_length: int, seq_cls: bool = False):
     """mg-heads' encoding: pad to the longest, truncate, never append eos on decoders (see the pad == eos
     rule in the mg-heads README); `seq_cls` also rejects rows whose last real token is the pad token."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import trl
 
+from mg_train.errors import ConfigError
 from mg_train.guards import Guards
 from mg_train.tasks.dpo import TaskData, build_trainer, encode_answer, export, to_dataset
 from mg_train.tasks.generative import GenerativeConfig, build_causal_lm, prepare_tokenizer, segments
@@ -33,6 +34,19 @@ class Config(GenerativeConfig, trl.KTOConfig):  # type: ignore[misc]  # use_lige
     remove_unused_columns: bool = field(
         default=True, metadata={"help": "Drop the dataset columns TRL's collator does not read."}
     )
+
+    def __post_init__(self):
+        # TRL says only "Actual (not effective) batch size must be > 1" once the model has loaded; LLaMA-Factory's
+        # own kto example uses 1 (its trainer builds the KL pairs from a second dataset instead).
+        if self.per_device_train_batch_size < 2 and self.loss_type != "apo_zero_unpaired":
+            raise ConfigError(
+                f"per_device_train_batch_size {self.per_device_train_batch_size}: kto estimates its KL term from "
+                "the other rows of a batch, so it needs 2 or more (raise it, and lower "
+                "gradient_accumulation_steps to keep the effective batch)",
+                key="per_device_train_batch_size",
+            )
+        super().__post_init__()
+
     # One length for every generative method: ModelArgs.max_length (cutoff_len), copied here by `trainer`.
     max_length: int | None = field(default=None, init=False)
     trust_remote_code: bool = field(default=False, init=False)  # ModelArgs has it (and refuses true)
