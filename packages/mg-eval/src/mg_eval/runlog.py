@@ -29,6 +29,11 @@ from typing import Any
 import mg_fs
 
 CONFIG, METRICS, SAMPLES, TENSORBOARD = "config.json", "metrics.jsonl", "samples.jsonl", "tb"
+# The HF Trainer's end-of-training record: values of the whole run, kept as the run log's summary rather
+# than as train points (by mg-train, and by mg-lf-bridge reading LLaMA-Factory's trainer_state.json).
+SUMMARY_KEYS = frozenset(
+    {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
+)
 FINAL, SUMMARY = "final", "summary"  # splits that are one table row each, never a curve
 
 

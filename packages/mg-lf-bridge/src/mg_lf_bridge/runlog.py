@@ -15,17 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mg_eval.runlog import CONFIG, METRICS, SAMPLES, TENSORBOARD, RunLogger
+from mg_eval.runlog import CONFIG, METRICS, SAMPLES, SUMMARY_KEYS, TENSORBOARD, RunLogger
 
 STATE_FILE, LF_LOG = "trainer_state.json", "trainer_log.jsonl"
-# HF's end-of-training record: values of the whole run (mg-train's run log keeps them as its summary)
-SUMMARY_KEYS = {
-    "train_runtime",
-    "train_samples_per_second",
-    "train_steps_per_second",
-    "total_flos",
-    "train_loss",
-}
 # trainer_log.jsonl's names -> the HF log's
 LF_LOG_NAMES = {
     "loss": "loss",

@@ -12,7 +12,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from mg_eval.evaluate import evaluate as evaluate_task
-from mg_eval.runlog import RunLogger
+from mg_eval.runlog import SUMMARY_KEYS, RunLogger
 from mg_train.guards import (  # noqa: F401  re-exported: the CLI and run.py name them from here
     DiskFull,
     Diverged,
@@ -21,15 +21,6 @@ from mg_train.guards import (  # noqa: F401  re-exported: the CLI and run.py nam
     TrainingStopped,
     disk_full,
 )
-
-# Run-level values of the last log line: run.py writes them to the run log's summary, not as train points.
-SUMMARY_KEYS = {
-    "train_runtime",
-    "train_samples_per_second",
-    "train_steps_per_second",
-    "total_flos",
-    "train_loss",
-}
 
 
 class PoolingTrainer(Guards, Trainer):
